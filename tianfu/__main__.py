@@ -1,0 +1,3 @@
+from tianfu.cli import app
+
+app(prog_name="tianfu")

@@ -1,0 +1,150 @@
+"""The `tianfu` command."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tianfu import __version__, migrate
+from tianfu.db import engine_from_settings, make_session_factory, session_scope
+from tianfu.settings import (
+    ConfigurationError,
+    TianfuSettings,
+    generate_development_env,
+    get_settings,
+)
+
+app = typer.Typer(help="Tianfu: nearby merchant offers behind a WeChat Official Account.")
+db_app = typer.Typer(help="Database schema (Alembic migrations).")
+seed_app = typer.Typer(help="Demo and test data.")
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    # One line, no traceback: this is what an operator sees when a setting is wrong.
+    print(f"tianfu: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _settings() -> TianfuSettings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(f"tianfu {__version__}")
+
+
+@app.command("dev-env")
+def dev_env(
+    path: Annotated[Path, typer.Option(help="Where to write it")] = Path(".env"),
+) -> None:
+    """Write a development .env with freshly generated secrets (never overwrites one)."""
+    if path.exists():
+        console.print(f"{path} exists; leaving it as it is")
+        return
+    path.write_text(generate_development_env(), encoding="utf-8")
+    path.chmod(0o600)
+    console.print(f"wrote {path} with new development secrets")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Serve the web application with uvicorn."""
+    import uvicorn
+
+    settings = _settings()  # fail here, in one line, before uvicorn starts workers
+    uvicorn.run(
+        "tianfu.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    engine = engine_from_settings(_settings())
+    migrate.upgrade(engine, revision)
+    console.print(f"database at {migrate.current_revision(engine)}")
+    engine.dispose()
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision")]) -> None:
+    """Revert migrations down to REVISION ("base" removes every table)."""
+    engine = engine_from_settings(_settings())
+    migrate.downgrade(engine, revision)
+    console.print(f"database at {migrate.current_revision(engine) or 'base'}")
+    engine.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision the database is at."""
+    engine = engine_from_settings(_settings())
+    print(migrate.current_revision(engine) or "base")
+    engine.dispose()
+
+
+@seed_app.command("demo")
+def seed_demo_command(
+    stores: Annotated[int, typer.Option(min=0, help="How many demo stores")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data")] = (
+        20261128
+    ),
+) -> None:
+    """Build the deterministic Chengdu demo data set (re-running adds only what is missing)."""
+    from tianfu.seed import seed_demo
+
+    settings = _settings()
+    engine = engine_from_settings(settings)
+    if migrate.current_revision(engine) != migrate.head_revision():
+        _fail("the database schema is not at head: run `tianfu db upgrade` first")
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]seeding stores"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress, session_scope(make_session_factory(engine)) as session:
+        task = progress.add_task("stores", total=stores)
+        report = seed_demo(
+            session, stores=stores, seed=seed, progress=lambda n: progress.advance(task, n)
+        )
+        progress.update(task, completed=stores)
+    engine.dispose()
+    console.print(
+        f"demo data: {report.stores_created} stores and {report.merchants_created} merchants "
+        f"created, {report.stores_total} demo stores in all ({time.perf_counter() - started:.1f} s)"
+    )
+
+
+def main() -> None:  # pragma: no cover - the console script entry point is `app`
+    app()

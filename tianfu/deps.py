@@ -1,0 +1,26 @@
+"""Request-scoped dependencies shared by every domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from tianfu.settings import TianfuSettings
+
+
+def get_db_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed here when the handler returns without error."""
+    with request.app.state.session_factory() as session, session.begin():
+        yield session
+
+
+def get_app_settings(request: Request) -> TianfuSettings:
+    settings: TianfuSettings = request.app.state.settings
+    return settings
+
+
+DbSession = Annotated[Session, Depends(get_db_session)]
+AppSettings = Annotated[TianfuSettings, Depends(get_app_settings)]

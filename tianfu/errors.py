@@ -1,0 +1,82 @@
+"""Domain errors carry their HTTP status and a stable code; one handler renders them all as
+`{"error": code, "detail": message}`. Services raise these, never HTTPException."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class TianfuError(Exception):
+    status_code: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(TianfuError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(TianfuError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInputError(TianfuError):
+    status_code = 422
+    code = "invalid_input"
+
+
+def error_body(code: str, detail: object) -> dict[str, object]:
+    return {"error": code, "detail": detail}
+
+
+async def _handle_tianfu_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TianfuError)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
+
+
+async def _handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
+        for item in exc.errors()
+    ]
+    return JSONResponse(error_body("invalid_input", problems), status_code=422)
+
+
+async def _handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log, never to the client.
+    logger.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TianfuError, _handle_tianfu_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(Exception, _handle_unexpected)
