@@ -86,7 +86,8 @@ class Store(TimestampMixin, Base):
         Geometry(geometry_type="POINT", srid=STORAGE_SRID, spatial_index=True, nullable=False),
         nullable=False,
     )
-    # merchants.opening_hours.OpeningHours.to_json(): weekly shifts (split, overnight), closed dates.
+    # merchants.opening_hours.OpeningHours.to_json(): weekly shifts (split, overnight),
+    # closed weekdays and holiday dates.
     opening_hours: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[StoreStatus] = mapped_column(
         enum_column(StoreStatus, "store_status"), default=StoreStatus.open

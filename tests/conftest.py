@@ -1,5 +1,6 @@
-"""Real databases for every test run: a temporary SQLite + SpatiaLite file and a PostgreSQL + PostGIS
-database with a random name (dropped afterwards), both migrated to head once per run.
+"""Real databases for every test run: a temporary SQLite + SpatiaLite file and a
+PostgreSQL + PostGIS database with a random name (dropped afterwards), both migrated to head
+once per run.
 
 Data-layer tests take `db_session` and run on both backends, each inside a transaction that is
 rolled back. Tests that commit (CLI, concurrency) take `empty_database_url` for a database of
@@ -64,9 +65,7 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.drop_all()
 
 
-def _new_database_url(
-    backend: str, tmp_path: Path, postgres_databases: PostgresDatabases
-) -> str:
+def _new_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / f'tianfu-{secrets.token_hex(4)}.sqlite3'}"
     return postgres_databases.create()
@@ -106,9 +105,7 @@ def db_session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def empty_database_url(
-    backend: str, tmp_path: Path, postgres_databases: PostgresDatabases
-) -> str:
+def empty_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
     """A database of the test's own, not migrated, for tests that commit or run migrations."""
     return _new_database_url(backend, tmp_path, postgres_databases)
 

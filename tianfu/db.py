@@ -1,4 +1,5 @@
-"""Engines and sessions for the two backends: SQLite + SpatiaLite (embedded) and PostgreSQL + PostGIS.
+"""Engines and sessions for the two backends: SQLite + SpatiaLite (embedded) and
+PostgreSQL + PostGIS.
 
 One transaction per request or job, committed in one place (`session_scope` or the request
 dependency); services only flush.
@@ -34,7 +35,8 @@ def sqlite_driver_module() -> ModuleType:
             "this Python's sqlite3 cannot load SpatiaLite and pysqlite3 is not installed "
             "(pip install pysqlite3-binary)"
         ) from exc
-    return pysqlite3_dbapi
+    module: ModuleType = pysqlite3_dbapi
+    return module
 
 
 def _prepare_sqlite_connection(dbapi_conn: Any, spatialite_library: str) -> None:

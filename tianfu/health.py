@@ -50,7 +50,10 @@ def schema_at_head_check(engine: Engine) -> ReadinessCheck:
     def check() -> str | None:
         current = migrate.current_revision(engine)
         if current != head:
-            return f"database schema at {current or 'nothing'}, expected {head}: run `tianfu db upgrade`"
+            return (
+                f"database schema at {current or 'nothing'}, expected {head}: "
+                "run `tianfu db upgrade`"
+            )
         return None
 
     return check

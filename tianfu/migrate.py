@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
@@ -19,7 +21,8 @@ def include_object(
 
     if type_ == "table" and reflected and name not in Base.metadata.tables:
         return False
-    return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
+    geo_filter: Callable[..., object] = alembic_helpers.include_object
+    return bool(geo_filter(obj, name, type_, reflected, compare_to))
 
 
 def alembic_config() -> Config:

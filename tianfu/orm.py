@@ -28,8 +28,9 @@ def utcnow() -> datetime:
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out.
 
-    SQLite has no time zone type and hands back naive values; storing UTC and re-attaching the zone
-    on the way out makes both backends behave alike. Naive values are refused: their zone is unknown.
+    SQLite has no time zone type and hands back naive values; storing UTC and re-attaching the
+    zone on the way out makes both backends behave alike. Naive values are refused: their zone is
+    unknown.
     """
 
     impl = DateTime(timezone=True)

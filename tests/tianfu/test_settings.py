@@ -56,7 +56,8 @@ def test_environment_variables_fill_nested_wechat_settings(
     assert settings.env is Environment.production
     assert settings.wechat.appid == "wx2c2769f8efd9abc2"
     assert settings.wechat.account_id == "gh_10f6c3c3ac5a"
-    assert settings.wechat.aes_key is not None and len(settings.wechat.aes_key) == 32
+    assert settings.wechat.aes_key is not None
+    assert len(settings.wechat.aes_key) == 32
 
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -72,15 +73,16 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("raw", "normalised"),
     [
-        ("postgresql://postgres@127.0.0.1/tianfu", "postgresql+psycopg://postgres@127.0.0.1/tianfu"),
+        (
+            "postgresql://postgres@127.0.0.1/tianfu",
+            "postgresql+psycopg://postgres@127.0.0.1/tianfu",
+        ),
         ("postgres://u:p@db/tianfu", "postgresql+psycopg://u:p@db/tianfu"),
         ("postgresql+psycopg://u@db/t", "postgresql+psycopg://u@db/t"),
         ("sqlite:///var/x.sqlite3", "sqlite:///var/x.sqlite3"),
     ],
 )
-def test_database_urls_are_normalised_to_the_supported_drivers(
-    raw: str, normalised: str
-) -> None:
+def test_database_urls_are_normalised_to_the_supported_drivers(raw: str, normalised: str) -> None:
     assert load_settings(database_url=raw).database_url == normalised
 
 
@@ -114,7 +116,9 @@ def test_bad_values_fail_with_a_message_naming_the_variable(
 
 def test_non_canonical_base64_aes_key_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     # spec §6: real keys often have non-zero spare bits in the last character.
-    monkeypatch.setenv("TIANFU_WECHAT_ENCODING_AES_KEY", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")
+    monkeypatch.setenv(
+        "TIANFU_WECHAT_ENCODING_AES_KEY", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    )
     assert load_settings().wechat.aes_key is not None
 
 

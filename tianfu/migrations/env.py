@@ -45,5 +45,7 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (--sql) migrations are not supported: the spatial DDL needs a database")
+    raise SystemExit(
+        "offline (--sql) migrations are not supported: the spatial DDL needs a database"
+    )
 run_migrations_online()

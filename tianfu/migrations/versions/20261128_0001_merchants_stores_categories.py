@@ -38,13 +38,23 @@ CATEGORIES: list[tuple[str, str, str | None, list[str], int]] = [
 ]
 
 _status_merchant = sa.Enum(
-    "pending", "approved", "suspended",
-    name="merchant_status", native_enum=False, create_constraint=True, length=32,
-)  # fmt: skip
+    "pending",
+    "approved",
+    "suspended",
+    name="merchant_status",
+    native_enum=False,
+    create_constraint=True,
+    length=32,
+)
 _status_store = sa.Enum(
-    "open", "temporarily_closed", "closed",
-    name="store_status", native_enum=False, create_constraint=True, length=32,
-)  # fmt: skip
+    "open",
+    "temporarily_closed",
+    "closed",
+    name="store_status",
+    native_enum=False,
+    create_constraint=True,
+    length=32,
+)
 
 
 def upgrade() -> None:
@@ -57,9 +67,11 @@ def upgrade() -> None:
         sa.Column("keywords", sa.JSON(), nullable=False),
         sa.Column("sort_order", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["parent_id"], ["categories.id"],
-            name=op.f("fk_categories_parent_id_categories"), ondelete="RESTRICT",
-        ),  # fmt: skip
+            ["parent_id"],
+            ["categories.id"],
+            name=op.f("fk_categories_parent_id_categories"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_categories")),
         sa.UniqueConstraint("code", name=op.f("uq_categories_code")),
         sa.UniqueConstraint("name_zh", name=op.f("uq_categories_name_zh")),
@@ -76,9 +88,11 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["category_id"], ["categories.id"],
-            name=op.f("fk_merchants_category_id_categories"), ondelete="RESTRICT",
-        ),  # fmt: skip
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_merchants_category_id_categories"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merchants")),
         sa.UniqueConstraint("external_ref", name=op.f("uq_merchants_external_ref")),
     )
@@ -107,13 +121,17 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["category_id"], ["categories.id"],
-            name=op.f("fk_stores_category_id_categories"), ondelete="RESTRICT",
-        ),  # fmt: skip
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_stores_category_id_categories"),
+            ondelete="RESTRICT",
+        ),
         sa.ForeignKeyConstraint(
-            ["merchant_id"], ["merchants.id"],
-            name=op.f("fk_stores_merchant_id_merchants"), ondelete="RESTRICT",
-        ),  # fmt: skip
+            ["merchant_id"],
+            ["merchants.id"],
+            name=op.f("fk_stores_merchant_id_merchants"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stores")),
         sa.UniqueConstraint(
             "merchant_id", "external_ref", name=op.f("uq_stores_merchant_id_external_ref")

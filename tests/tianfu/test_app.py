@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from tianfu import migrate
+from tianfu.app import create_app
+from tianfu.db import create_db_engine
+from tianfu.errors import ConflictError
+from tianfu.settings import load_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _app_for(url: str) -> FastAPI:
+    return create_app(load_settings(database_url=url))
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # ASGITransport does not run the lifespan, so the app's engine is disposed here.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tianfu.test") as client:
+            yield client
+    finally:
+        app.state.engine.dispose()
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    app = _app_for(_url(engine))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    @app.get("/conflict")
+    def conflict() -> None:
+        raise ConflictError("offer already claimed", code="coupon_already_claimed")
+
+    async for http in _client(app):
+        yield http
+
+
+async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_readyz_is_ready_on_a_migrated_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+
+
+async def test_readyz_is_not_ready_before_migrations(empty_database_url: str) -> None:
+    async for http in _client(_app_for(empty_database_url)):
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert "tianfu db upgrade" in response.json()["checks"]["database_schema"]
+        assert (await http.get("/healthz")).status_code == 200
+
+    engine = create_db_engine(empty_database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    async for http in _client(_app_for(empty_database_url)):
+        assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_healthz_fails_when_the_database_is_unreachable() -> None:
+    app = _app_for("postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    async for http in _client(app):
+        response = await http.get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["database"] == "unreachable"
+
+
+async def test_domain_errors_render_as_code_and_detail(client: httpx.AsyncClient) -> None:
+    response = await client.get("/conflict")
+    assert response.status_code == 409
+    assert response.json() == {"error": "coupon_already_claimed", "detail": "offer already claimed"}
+
+
+async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+async def test_unexpected_errors_hide_their_internals(client: httpx.AsyncClient) -> None:
+    response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "detail": "internal server error"}
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
