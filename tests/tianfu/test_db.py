@@ -6,22 +6,22 @@ from sqlalchemy import Engine, text
 from tianfu.db import create_db_engine, sqlite_driver_module
 
 
-def test_sqlite_connections_use_wal_foreign_keys_and_spatialite(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite pragmas")
+def test_connections_are_set_up_for_the_backend(engine: Engine) -> None:
     with engine.connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
-        assert conn.execute(text("SELECT spatialite_version()")).scalar_one()
-        # WGS84-only metadata: a few hundred reference systems, not the full EPSG table.
-        assert conn.execute(text("SELECT count(*) FROM spatial_ref_sys")).scalar_one() < 1000
-
-
-def test_postgres_has_postgis(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostGIS")
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT postgis_version()")).scalar_one()
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == 30_000
+            assert conn.execute(text("SELECT spatialite_version()")).scalar_one()
+            # WGS84-only metadata: a few hundred reference systems, not the full EPSG table.
+            assert conn.execute(text("SELECT count(*) FROM spatial_ref_sys")).scalar_one() < 1000
+        else:
+            assert engine.dialect.name == "postgresql"
+            assert conn.execute(text("SELECT postgis_version()")).scalar_one()
+        assert (
+            conn.execute(text("SELECT ST_SRID(ST_GeomFromText('POINT(1 2)', 4326))")).scalar_one()
+            == 4326
+        )
 
 
 def test_sqlite_savepoints_roll_back_only_their_part(
