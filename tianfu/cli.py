@@ -20,7 +20,11 @@ from tianfu.settings import (
     get_settings,
 )
 
-app = typer.Typer(help="Tianfu: nearby merchant offers behind a WeChat Official Account.")
+# Locals in tracebacks would print settings, secrets included.
+app = typer.Typer(
+    help="Tianfu: nearby merchant offers behind a WeChat Official Account.",
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations).")
 seed_app = typer.Typer(help="Demo and test data.")
 app.add_typer(db_app, name="db")
