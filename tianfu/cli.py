@@ -116,13 +116,13 @@ def db_current() -> None:
 
 @seed_app.command("demo")
 def seed_demo_command(
-    stores: Annotated[int, typer.Option(min=0, help="How many demo stores")] = 5000,
+    stores: Annotated[int, typer.Option(min=0, max=9_999_999, help="How many demo stores")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data")] = (
         20261128
     ),
 ) -> None:
     """Build the deterministic Chengdu demo data set (re-running adds only what is missing)."""
-    from tianfu.seed import seed_demo
+    from tianfu.seed import DemoSeedMismatchError, seed_demo
 
     settings = _settings()
     engine = engine_from_settings(settings)
@@ -137,12 +137,15 @@ def seed_demo_command(
         console=console,
         transient=False,
     )
-    with progress, session_scope(make_session_factory(engine)) as session:
-        task = progress.add_task("stores", total=stores)
-        report = seed_demo(
-            session, stores=stores, seed=seed, progress=lambda n: progress.advance(task, n)
-        )
-        progress.update(task, completed=stores)
+    try:
+        with progress, session_scope(make_session_factory(engine)) as session:
+            task = progress.add_task("stores", total=stores)
+            report = seed_demo(
+                session, stores=stores, seed=seed, progress=lambda n: progress.advance(task, n)
+            )
+            progress.update(task, completed=stores)
+    except DemoSeedMismatchError as exc:
+        _fail(str(exc))
     engine.dispose()
     console.print(
         f"demo data: {report.stores_created} stores and {report.merchants_created} merchants "
