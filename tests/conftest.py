@@ -65,7 +65,7 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.drop_all()
 
 
-def _new_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
+def new_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / f'tianfu-{secrets.token_hex(4)}.sqlite3'}"
     return postgres_databases.create()
@@ -82,7 +82,7 @@ def engine(
     tmp_path_factory: pytest.TempPathFactory,
     postgres_databases: PostgresDatabases,
 ) -> Iterator[Engine]:
-    url = _new_database_url(backend, tmp_path_factory.mktemp(backend), postgres_databases)
+    url = new_database_url(backend, tmp_path_factory.mktemp(backend), postgres_databases)
     db_engine = create_db_engine(url)
     migrate.upgrade(db_engine)
     yield db_engine
@@ -107,7 +107,7 @@ def db_session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def empty_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
     """A database of the test's own, not migrated, for tests that commit or run migrations."""
-    return _new_database_url(backend, tmp_path, postgres_databases)
+    return new_database_url(backend, tmp_path, postgres_databases)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -116,6 +116,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "backend" in callspec.params:
             item.user_properties.append(("backend", callspec.params["backend"]))
+        elif item.get_closest_marker("postgres_only") is not None:
+            item.user_properties.append(("backend", "postgresql"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

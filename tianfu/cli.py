@@ -155,3 +155,50 @@ def seed_demo_command(
 
 def main() -> None:  # pragma: no cover - the console script entry point is `app`
     app()
+
+
+@app.command()
+def nearby(
+    lat: Annotated[float, typer.Option(help="Latitude")],
+    lng: Annotated[float, typer.Option(help="Longitude")],
+    coord: Annotated[str, typer.Option(help="gcj02 | wgs84 | bd09")] = "gcj02",
+    category: Annotated[str | None, typer.Option(help="Category code, e.g. hotpot")] = None,
+    radius_m: Annotated[int, typer.Option(help="Search radius in metres")] = 3000,
+    limit: Annotated[int, typer.Option(help="How many stores")] = 20,
+    open_now: Annotated[bool, typer.Option(help="Only stores open now")] = False,
+) -> None:
+    """Print the stores near a point, nearest first."""
+    from pydantic import ValidationError
+    from rich.table import Table
+
+    from lbs.nearby import find_nearby
+    from lbs.schemas import NearbyQuery
+    from merchants.store_index import LiveStoreIndex
+    from tianfu.errors import TianfuError
+
+    try:
+        query = NearbyQuery.model_validate(
+            {"lat": lat, "lng": lng, "coord": coord, "category": category,
+             "radius_m": radius_m, "limit": limit, "open_now": open_now}
+        )  # fmt: skip
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid query: {problems}")
+    engine = engine_from_settings(_settings())
+    factory = make_session_factory(engine)
+    live_index = LiveStoreIndex(factory)
+    live_index.build()
+    try:
+        with factory() as session:
+            stores = find_nearby(session, live_index, query)
+    except TianfuError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
+    table = Table(title=f"{len(stores)} stores within {query.radius_m} m of ({lat}, {lng}) {coord}")
+    for column in ("距离", "名称", "分类", "地址", "营业"):
+        table.add_column(column)
+    for store in stores:
+        state = "营业中" if store.open_now else "休息中"
+        table.add_row(store.distance_text, store.name, store.category.name, store.address, state)
+    Console().print(table)

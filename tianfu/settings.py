@@ -85,6 +85,8 @@ class TianfuSettings(BaseSettings):
         default=None, description="Signs H5 links and portal sessions; 32+ characters"
     )
     spatialite_library: str = "mod_spatialite"
+    # How often each worker polls the store change log; new stores show up within about this.
+    index_poll_interval_s: float = Field(default=0.5, gt=0, le=10)
     log_level: str = "info"
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
 

@@ -61,10 +61,16 @@ async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-async def test_readyz_is_ready_on_a_migrated_database(client: httpx.AsyncClient) -> None:
-    response = await client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json()["status"] == "ready"
+async def test_readyz_waits_for_the_store_index(engine: Engine) -> None:
+    app = _app_for(_url(engine))
+    async for http in _client(app):
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert set(response.json()["checks"]) == {"store_index"}
+        app.state.store_index.build()
+        response = await http.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["status"] == "ready"
 
 
 async def test_readyz_is_not_ready_before_migrations(empty_database_url: str) -> None:
@@ -77,7 +83,9 @@ async def test_readyz_is_not_ready_before_migrations(empty_database_url: str) ->
     engine = create_db_engine(empty_database_url)
     migrate.upgrade(engine)
     engine.dispose()
-    async for http in _client(_app_for(empty_database_url)):
+    app = _app_for(empty_database_url)
+    app.state.store_index.build()
+    async for http in _client(app):
         assert (await http.get("/readyz")).status_code == 200
 
 

@@ -135,3 +135,39 @@ def test_serve_answers_healthz_over_http(empty_database_url: str, tmp_path: Path
         except subprocess.TimeoutExpired:
             server.kill()
             server.communicate()
+
+
+def test_nearby_prints_the_nearest_stores(empty_database_url: str, tmp_path: Path) -> None:
+    assert tianfu("db", "upgrade", database_url=empty_database_url, cwd=tmp_path).returncode == 0
+    seeded = tianfu(
+        "seed", "demo", "--stores", "300", database_url=empty_database_url, cwd=tmp_path
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    engine = create_db_engine(empty_database_url)
+    try:
+        with engine.connect() as conn:
+            lng, lat, name = conn.execute(
+                select(func.ST_X(Store.location_gcj02), func.ST_Y(Store.location_gcj02), Store.name)
+                .join(Merchant)
+                .where(Store.status == "open", Merchant.status == "approved")
+                .order_by(Store.id)
+                .limit(1)
+            ).one()
+    finally:
+        engine.dispose()
+    result = tianfu(
+        "nearby", "--lat", str(lat), "--lng", str(lng), "--radius-m", "1", "--limit", "1",
+        database_url=empty_database_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 stores within 1 m" in result.stdout
+    assert name[:6] in result.stdout  # the table may wrap long names
+
+
+def test_nearby_refuses_bad_coordinates(tmp_path: Path) -> None:
+    result = tianfu(
+        "nearby", "--lat", "30.6", "--lng", "104.0", "--coord", "mars",
+        database_url="sqlite:///x.sqlite3", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "coord" in result.stderr

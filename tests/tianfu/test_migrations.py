@@ -9,7 +9,7 @@ from tianfu.db import create_db_engine
 from tianfu.migrate import include_object
 from tianfu.models import Base
 
-OUR_TABLES = {"categories", "merchants", "stores"}
+OUR_TABLES = {"categories", "merchants", "stores", "store_changes", "store_change_counter"}
 
 
 def _our_tables(engine: Engine) -> set[str]:

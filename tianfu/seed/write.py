@@ -13,6 +13,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from merchants.changes import record_bulk_change
 from merchants.models import Category, Merchant, Store
 from tianfu.geo import STORAGE_SRID
 from tianfu.orm import UTCDateTime, utcnow
@@ -176,4 +177,7 @@ def seed_demo(
         stores_created += len(chunk)
         if progress is not None:
             progress(len(chunk))
+    if stores_created:
+        # One "everything changed" entry, not one per store: running workers rebuild their index.
+        record_bulk_change(session)
     return SeedReport(merchants_created, stores_created, len(existing) + stores_created)
