@@ -8,7 +8,7 @@ PORT ?= 8000
 DEMO_STORES ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test check serve seed migrate install system-deps-run system-deps-test postgres bench clean
+.PHONY: run test check serve seed migrate install system-deps-run system-deps-test postgres bench bench-nearby clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ check: $(STAMP)
 
 bench: $(STAMP) system-deps-test postgres
 	for bench in bench/bench_*.py; do $(BIN)/python $$bench --quick || exit 1; done
+	$(BIN)/python bench/nearby.py --quick
+
+# Nearest-store index against cKDTree and PostGIS on 100k and 1M stores (a few minutes).
+bench-nearby: $(STAMP) postgres
+	$(BIN)/python bench/nearby.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
