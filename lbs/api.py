@@ -4,18 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from lbs.errors import IndexNotReadyError
 from lbs.nearby import find_nearby
 from lbs.schemas import NearbyQuery, NearbyResponse
 from merchants.store_index import LiveStoreIndex
 from tianfu.deps import DbSession
-from tianfu.errors import TianfuError
 
 router = APIRouter(prefix="/api/v1", tags=["nearby"])
-
-
-class IndexNotReadyError(TianfuError):
-    status_code = 503
-    code = "index_not_ready"
 
 
 @router.get("/nearby", response_model=NearbyResponse)
