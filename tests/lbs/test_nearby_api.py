@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from lbs.coords import gcj02_to_bd09, gcj02_to_wgs84
 from merchants.models import MerchantStatus, Store
@@ -15,6 +14,7 @@ from merchants.opening_hours import OpeningHours
 from merchants.service import create_store, set_merchant_status
 from tests.builders import make_merchant
 from tests.conftest import PostgresDatabases, new_database_url
+from tests.http import asgi_client
 from tianfu import migrate
 from tianfu.app import create_app
 from tianfu.db import create_db_engine, make_session_factory, session_scope
@@ -78,17 +78,8 @@ def town(
 async def client(town: Town) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(load_settings(database_url=town.url))
     app.state.store_index.build()  # ASGITransport runs no lifespan, so build it here
-    async for http in _client(app):
+    async for http in asgi_client(app):
         yield http
-
-
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://tianfu.test") as http:
-            yield http
-    finally:
-        app.state.engine.dispose()
 
 
 def _ids(response: httpx.Response) -> list[int]:
@@ -188,7 +179,7 @@ async def test_unknown_category_is_a_422_naming_the_known_ones(client: httpx.Asy
 
 async def test_not_ready_until_the_index_is_built(town: Town) -> None:
     app = create_app(load_settings(database_url=town.url))
-    async for http in _client(app):
+    async for http in asgi_client(app):
         assert (await http.get("/readyz")).status_code == 503
         response = await http.get("/api/v1/nearby", params={"lat": 30.6574, "lng": 104.0661})
         assert response.status_code == 503

@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from tests.http import asgi_client
 from tianfu import migrate
 from tianfu.app import create_app
 from tianfu.db import create_db_engine
@@ -29,16 +30,6 @@ def _url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    # ASGITransport does not run the lifespan, so the app's engine is disposed here.
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://tianfu.test") as client:
-            yield client
-    finally:
-        app.state.engine.dispose()
-
-
 @pytest.fixture
 async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     app = _app_for(_url(engine))
@@ -51,7 +42,7 @@ async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     def conflict() -> None:
         raise ConflictError("offer already claimed", code="coupon_already_claimed")
 
-    async for http in _client(app):
+    async for http in asgi_client(app):
         yield http
 
 
@@ -63,7 +54,7 @@ async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
 
 async def test_readyz_waits_for_the_store_index(engine: Engine) -> None:
     app = _app_for(_url(engine))
-    async for http in _client(app):
+    async for http in asgi_client(app):
         response = await http.get("/readyz")
         assert response.status_code == 503
         assert set(response.json()["checks"]) == {"store_index"}
@@ -74,7 +65,7 @@ async def test_readyz_waits_for_the_store_index(engine: Engine) -> None:
 
 
 async def test_readyz_is_not_ready_before_migrations(empty_database_url: str) -> None:
-    async for http in _client(_app_for(empty_database_url)):
+    async for http in asgi_client(_app_for(empty_database_url)):
         response = await http.get("/readyz")
         assert response.status_code == 503
         assert "tianfu db upgrade" in response.json()["checks"]["database_schema"]
@@ -85,13 +76,13 @@ async def test_readyz_is_not_ready_before_migrations(empty_database_url: str) ->
     engine.dispose()
     app = _app_for(empty_database_url)
     app.state.store_index.build()
-    async for http in _client(app):
+    async for http in asgi_client(app):
         assert (await http.get("/readyz")).status_code == 200
 
 
 async def test_healthz_fails_when_the_database_is_unreachable() -> None:
     app = _app_for("postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
-    async for http in _client(app):
+    async for http in asgi_client(app):
         response = await http.get("/healthz")
         assert response.status_code == 503
         assert response.json()["database"] == "unreachable"
