@@ -68,7 +68,6 @@ def find_nearby(
                 Store.address,
                 Store.district,
                 Store.phone,
-                Store.opening_hours,
                 func.ST_Y(Store.location_gcj02).label("lat"),
                 func.ST_X(Store.location_gcj02).label("lng"),
                 Merchant.id.label("merchant_id"),
@@ -83,10 +82,11 @@ def find_nearby(
     }
     results = []
     for store_id, distance_m in neighbours:
-        row = details.get(store_id)
-        if row is None:  # removed since the index last heard; the next poll drops it
+        row, facts = details.get(store_id), live_index.facts(store_id)
+        if row is None or facts is None:  # removed meanwhile; the next poll catches up
             continue
-        hours = live_index.opening_hours_of(row.opening_hours)
+        # The index already holds this store's hours, parsed once and shared by equal schedules.
+        hours = live_index.opening_hours(facts.hours_json)
         shown_lat, shown_lng = from_gcj02(row.lat, row.lng, query.coord)
         results.append(
             NearbyStoreRead(

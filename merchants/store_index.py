@@ -213,10 +213,6 @@ class LiveStoreIndex:
             self._hours[hours_json] = hours
         return hours
 
-    def opening_hours_of(self, document: dict[str, Any]) -> OpeningHours:
-        """Parsed hours of a JSON document read from the database, through the same cache."""
-        return self.opening_hours(json.dumps(document, separators=(",", ":"), sort_keys=True))
-
     def _accept(self, store_filter: StoreFilter) -> Callable[[int], bool]:
         facts_by_id = self._facts
 

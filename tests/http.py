@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,3 +18,9 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield http
     finally:
         app.state.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

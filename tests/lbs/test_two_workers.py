@@ -7,7 +7,6 @@ third process must be found by both workers' `/api/v1/nearby` within 2 seconds.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from merchants.opening_hours import OpeningHours
 from merchants.service import create_store, move_store
 from tests.builders import make_merchant
 from tests.conftest import PostgresDatabases
+from tests.http import free_port
 from tianfu import migrate
 from tianfu.db import create_db_engine, make_session_factory, session_scope
 
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.postgres_only
 FRESHNESS_LIMIT_S = 2.0
 QINGCHENG_MOUNTAIN = (30.9035, 103.5710)  # far from everything else in the database
 DUJIANGYAN = (30.9986, 103.6193)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -54,7 +48,7 @@ def workers(database_url: str, tmp_path: Path) -> Iterator[list[str]]:
     bases: list[str] = []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "tianfu", "serve", "--port", str(port)],

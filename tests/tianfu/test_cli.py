@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from merchants.models import Merchant, Store
+from tests.http import free_port
 from tianfu.db import create_db_engine
 
 
@@ -46,12 +46,6 @@ def _counts(database_url: str) -> tuple[int, int]:
     finally:
         engine.dispose()
     return stores, merchants
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
@@ -105,7 +99,7 @@ def test_dev_env_writes_fresh_secrets_once(tmp_path: Path) -> None:
 
 def test_serve_answers_healthz_over_http(empty_database_url: str, tmp_path: Path) -> None:
     assert tianfu("db", "upgrade", database_url=empty_database_url, cwd=tmp_path).returncode == 0
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tianfu", "serve", "--port", str(port), "--workers", "2"],
         env=_environment(empty_database_url),
