@@ -8,6 +8,8 @@ import re
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from lbs.coords import CoordSystem
+
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 _APPID_RE = re.compile(r"^wx[0-9a-f]{16}$")
@@ -42,6 +44,27 @@ class WeChatSettings(BaseModel):
         default=None, description="43-character EncodingAESKey for compatible/safe mode"
     )
     account_id: str | None = Field(default=None, description="The original id, gh_…")
+    # Where the WeChat API lives: the real hosts in production, the simulator in development.
+    api_base_url: str = Field(default="https://api.weixin.qq.com", description="WeChat API")
+    open_base_url: str = Field(
+        default="https://open.weixin.qq.com", description="Where OAuth2 authorize pages live"
+    )
+    api_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    # WeChat does not bound timestamps; a captured plaintext-mode request stays valid without it
+    # (spec §9.1), so requests older or newer than this are refused.
+    timestamp_window_s: int = Field(default=300, ge=1)
+    # The reply must be on its way before WeChat's 5 s; past this, reply "success" and send the
+    # answer as a customer-service message instead.
+    reply_budget_s: float = Field(default=4.0, gt=0, le=4.8)
+    # A last location older than this is not used for "附近" and friends.
+    location_fresh_s: int = Field(default=1800, ge=1)
+    # The LOCATION event's coordinate system is undocumented (spec §7): calibrate, then set it.
+    location_event_coord: CoordSystem = CoordSystem.GCJ02
+    nearby_radius_m: int = Field(default=3000, ge=100, le=50_000)
+    # Dedup keys must outlive WeChat's retries (about 15 s); a day also serves for support.
+    dedup_retention_s: int = Field(default=86_400, ge=60)
+    h5_link_ttl_s: int = Field(default=86_400, ge=60, description="Lifetime of H5 links in replies")
+    h5_session_idle_s: int = Field(default=600, ge=30, description="H5 session idle timeout")
 
     @field_validator("token")
     @classmethod
@@ -70,6 +93,13 @@ class WeChatSettings(BaseModel):
         if value is not None and not _ACCOUNT_ID_RE.fullmatch(value):
             raise ValueError("must look like gh_ followed by 12 lowercase letters or digits")
         return value
+
+    @field_validator("api_base_url", "open_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @property
     def aes_key(self) -> bytes | None:

@@ -28,6 +28,14 @@ class CategoryBrief(BaseModel):
     name: str
 
 
+class OfferBrief(BaseModel):
+    """A store's best offer for this user, as the coupon engine chose and explained it."""
+
+    id: int
+    title: str = Field(description="满100减20, 8.8折 …")
+    explanation: str = Field(description="Why it applies or what is missing: 再消费12元可用满100减20")
+
+
 class NearbyStoreRead(BaseModel):
     id: int
     name: str
@@ -43,6 +51,7 @@ class NearbyStoreRead(BaseModel):
     lat: float
     lng: float
     coord: CoordSystem
+    best_offer: OfferBrief | None = None
 
 
 class NearbyResponse(BaseModel):

@@ -1,7 +1,19 @@
 """Every table of every domain, imported in one place for Alembic and the test fixtures."""
 
+from lbs.models import InboundPush, TemplateSend, UserLocation, WeChatCredential
 from merchants.changes import StoreChange, StoreChangeCounter
 from merchants.models import Category, Merchant, Store
 from tianfu.orm import Base
 
-__all__ = ["Base", "Category", "Merchant", "Store", "StoreChange", "StoreChangeCounter"]
+__all__ = [
+    "Base",
+    "Category",
+    "InboundPush",
+    "Merchant",
+    "Store",
+    "StoreChange",
+    "StoreChangeCounter",
+    "TemplateSend",
+    "UserLocation",
+    "WeChatCredential",
+]

@@ -1,0 +1,54 @@
+"""Signed, expiring links for the H5 pages that WeChat replies point to.
+
+A reply's link carries the point the user sent; signing it means nobody can hand out links that
+look like ours for other points, and the expiry keeps old chat history from opening stale pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from lbs.errors import LinkExpiredError, LinkInvalidError
+from tianfu.settings import ConfigurationError, TianfuSettings
+
+_NEARBY_SALT = "tianfu.h5.nearby"
+
+
+@dataclass(frozen=True)
+class NearbyPoint:
+    lat_gcj02: float
+    lng_gcj02: float
+    category: str | None = None
+
+
+def _serializer(settings: TianfuSettings) -> URLSafeTimedSerializer:
+    if settings.secret_key is None:
+        raise ConfigurationError("TIANFU_SECRET_KEY is needed to sign H5 links (tianfu dev-env)")
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=_NEARBY_SALT)
+
+
+def nearby_token(settings: TianfuSettings, point: NearbyPoint) -> str:
+    payload = [round(point.lat_gcj02, 6), round(point.lng_gcj02, 6), point.category]
+    return str(_serializer(settings).dumps(payload))
+
+
+def nearby_url(settings: TianfuSettings, point: NearbyPoint) -> str:
+    query = urlencode({"t": nearby_token(settings, point)})
+    return f"{settings.public_base_url}/h5/nearby?{query}"
+
+
+def read_nearby_token(settings: TianfuSettings, token: str) -> NearbyPoint:
+    try:
+        payload = _serializer(settings).loads(token, max_age=settings.wechat.h5_link_ttl_s)
+    except SignatureExpired:
+        raise LinkExpiredError("this link has expired; send your location again") from None
+    except BadSignature:
+        raise LinkInvalidError("this link is not valid") from None
+    try:
+        lat, lng, category = payload
+        return NearbyPoint(float(lat), float(lng), None if category is None else str(category))
+    except (TypeError, ValueError):
+        raise LinkInvalidError("this link is not valid") from None
