@@ -20,4 +20,5 @@ def nearby(
     live_index: LiveStoreIndex = request.app.state.store_index
     if not live_index.ready:
         raise IndexNotReadyError("the store index is still being built; retry in a moment")
-    return NearbyResponse(query=query, stores=find_nearby(session, live_index, query))
+    stores = find_nearby(session, live_index, query, offers=request.app.state.offer_lookup)
+    return NearbyResponse(query=query, stores=stores)

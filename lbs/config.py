@@ -53,6 +53,9 @@ class WeChatSettings(BaseModel):
     # WeChat does not bound timestamps; a captured plaintext-mode request stays valid without it
     # (spec §9.1), so requests older or newer than this are refused.
     timestamp_window_s: int = Field(default=300, ge=1)
+    # Refuse plaintext pushes: in plaintext mode the signature does not cover the body (spec §9.1).
+    # Turn on once the console is in safe mode.
+    encryption_required: bool = False
     # The reply must be on its way before WeChat's 5 s; past this, reply "success" and send the
     # answer as a customer-service message instead.
     reply_budget_s: float = Field(default=4.0, gt=0, le=4.8)

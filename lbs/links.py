@@ -22,6 +22,8 @@ class NearbyPoint:
     lat_gcj02: float
     lng_gcj02: float
     category: str | None = None
+    # A wider radius than the default, for "nothing near you: look further" links.
+    radius_m: int | None = None
 
 
 def _serializer(settings: TianfuSettings) -> URLSafeTimedSerializer:
@@ -31,7 +33,7 @@ def _serializer(settings: TianfuSettings) -> URLSafeTimedSerializer:
 
 
 def nearby_token(settings: TianfuSettings, point: NearbyPoint) -> str:
-    payload = [round(point.lat_gcj02, 6), round(point.lng_gcj02, 6), point.category]
+    payload = [round(point.lat_gcj02, 6), round(point.lng_gcj02, 6), point.category, point.radius_m]
     return str(_serializer(settings).dumps(payload))
 
 
@@ -48,7 +50,12 @@ def read_nearby_token(settings: TianfuSettings, token: str) -> NearbyPoint:
     except BadSignature:
         raise LinkInvalidError("this link is not valid") from None
     try:
-        lat, lng, category = payload
-        return NearbyPoint(float(lat), float(lng), None if category is None else str(category))
+        lat, lng, category, radius_m = payload
+        return NearbyPoint(
+            float(lat),
+            float(lng),
+            None if category is None else str(category),
+            None if radius_m is None else int(radius_m),
+        )
     except (TypeError, ValueError):
         raise LinkInvalidError("this link is not valid") from None

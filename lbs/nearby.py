@@ -6,16 +6,24 @@ of the few stores returned come from the database in one query.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from lbs.coords import from_gcj02, to_gcj02
-from lbs.schemas import CategoryBrief, MerchantBrief, NearbyQuery, NearbyStoreRead
+from lbs.coords import CoordSystem, from_gcj02, to_gcj02
+from lbs.offers import OfferLookup, no_offers
+from lbs.schemas import (
+    CategoryBrief,
+    MerchantBrief,
+    NearbyQuery,
+    NearbyStoreRead,
+    OfferBrief,
+)
 from merchants.errors import UnknownCategoryError
 from merchants.models import Category, Merchant, Store
-from merchants.store_index import LiveStoreIndex, StoreFilter
+from merchants.store_index import LiveStoreIndex, Neighbours, StoreFilter
 from tianfu.orm import utcnow
 
 
@@ -41,45 +49,59 @@ def distance_text(distance_m: float) -> str:
     return f"{distance_m / 1000:.1f}公里"
 
 
-def find_nearby(
+# Built once: constructing this statement costs more than running it on the hot path.
+_DETAILS = (
+    select(
+        Store.id,
+        Store.name,
+        Store.address,
+        Store.district,
+        Store.phone,
+        func.ST_Y(Store.location_gcj02).label("lat"),
+        func.ST_X(Store.location_gcj02).label("lng"),
+        Merchant.id.label("merchant_id"),
+        Merchant.name.label("merchant_name"),
+        Category.code.label("category_code"),
+        Category.name_zh.label("category_name"),
+    )
+    .join(Merchant, Merchant.id == Store.merchant_id)
+    .join(Category, Category.id == Store.category_id)
+    .where(Store.id.in_(bindparam("store_ids", expanding=True)))
+)
+
+
+def find_neighbours(
     session: Session,
     live_index: LiveStoreIndex,
     query: NearbyQuery,
     *,
-    now: datetime | None = None,
-) -> list[NearbyStoreRead]:
-    now = now or utcnow()
+    now: datetime,
+) -> Neighbours:
+    """(store id, metres) of the listed stores matching the query, nearest first; no details."""
     lat, lng = to_gcj02(query.lat, query.lng, query.coord)
     store_filter = StoreFilter(
         category_ids=category_ids_for(session, query.category) if query.category else None,
         open_at=now if query.open_now else None,
     )
-    neighbours = live_index.within(
+    return live_index.within(
         lat, lng, radius_m=query.radius_m, limit=query.limit, store_filter=store_filter
     )
+
+
+def store_details(
+    session: Session,
+    live_index: LiveStoreIndex,
+    neighbours: Neighbours,
+    *,
+    coord: CoordSystem,
+    now: datetime,
+    best_offers: Mapping[int, OfferBrief],
+) -> list[NearbyStoreRead]:
+    """What users see of these stores, in the order given, in one query."""
     if not neighbours:
         return []
-    details = {
-        row.id: row
-        for row in session.execute(
-            select(
-                Store.id,
-                Store.name,
-                Store.address,
-                Store.district,
-                Store.phone,
-                func.ST_Y(Store.location_gcj02).label("lat"),
-                func.ST_X(Store.location_gcj02).label("lng"),
-                Merchant.id.label("merchant_id"),
-                Merchant.name.label("merchant_name"),
-                Category.code.label("category_code"),
-                Category.name_zh.label("category_name"),
-            )
-            .join(Merchant, Merchant.id == Store.merchant_id)
-            .join(Category, Category.id == Store.category_id)
-            .where(Store.id.in_([store_id for store_id, _ in neighbours]))
-        )
-    }
+    ids = [store_id for store_id, _ in neighbours]
+    details = {row.id: row for row in session.execute(_DETAILS, {"store_ids": ids})}
     results = []
     for store_id, distance_m in neighbours:
         row, facts = details.get(store_id), live_index.facts(store_id)
@@ -87,7 +109,7 @@ def find_nearby(
             continue
         # The index already holds this store's hours, parsed once and shared by equal schedules.
         hours = live_index.opening_hours(facts.hours_json)
-        shown_lat, shown_lng = from_gcj02(row.lat, row.lng, query.coord)
+        shown_lat, shown_lng = from_gcj02(row.lat, row.lng, coord)
         results.append(
             NearbyStoreRead(
                 id=row.id,
@@ -100,10 +122,33 @@ def find_nearby(
                 distance_m=round(distance_m, 1),
                 distance_text=distance_text(round(distance_m, 1)),
                 open_now=hours.is_open_at(now),
-                opening_hours_text=hours.describe_zh(),
+                opening_hours_text=live_index.hours_text(facts.hours_json),
                 lat=round(shown_lat, 7),
                 lng=round(shown_lng, 7),
-                coord=query.coord,
+                coord=coord,
+                best_offer=best_offers.get(store_id),
             )
         )
     return results
+
+
+def find_nearby(
+    session: Session,
+    live_index: LiveStoreIndex,
+    query: NearbyQuery,
+    *,
+    now: datetime | None = None,
+    offers: OfferLookup = no_offers,
+    openid: str | None = None,
+) -> list[NearbyStoreRead]:
+    """The stores near the query point, nearest first, each with its best offer for `openid`
+    (or for anyone, when the user is not known)."""
+    now = now or utcnow()
+    neighbours = find_neighbours(session, live_index, query, now=now)
+    if not neighbours:
+        return []
+    ids = [store_id for store_id, _ in neighbours]
+    best_offers = offers(session, store_ids=ids, openid=openid, now=now)
+    return store_details(
+        session, live_index, neighbours, coord=query.coord, now=now, best_offers=best_offers
+    )

@@ -33,7 +33,9 @@ class OfferBrief(BaseModel):
 
     id: int
     title: str = Field(description="满100减20, 8.8折 …")
-    explanation: str = Field(description="Why it applies or what is missing: 再消费12元可用满100减20")
+    explanation: str = Field(
+        description="Why it applies or what is missing: 再消费12元可用满100减20"
+    )
 
 
 class NearbyStoreRead(BaseModel):

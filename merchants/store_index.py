@@ -84,6 +84,7 @@ class LiveStoreIndex:
         # One writer at a time (the poller, or a test calling poll_once); readers take none.
         self._write_lock = threading.Lock()
         self._hours: dict[str, OpeningHours] = {}
+        self._hours_text: dict[str, str] = {}
 
     # --- state ----------------------------------------------------------------------------
 
@@ -212,6 +213,14 @@ class LiveStoreIndex:
             hours = OpeningHours.from_json(json.loads(hours_json))
             self._hours[hours_json] = hours
         return hours
+
+    def hours_text(self, hours_json: str) -> str:
+        """The Chinese summary of these hours ("每天 10:00-22:00"), worked out once."""
+        text = self._hours_text.get(hours_json)
+        if text is None:
+            text = self.opening_hours(hours_json).describe_zh()
+            self._hours_text[hours_json] = text
+        return text
 
     def _accept(self, store_filter: StoreFilter) -> Callable[[int], bool]:
         facts_by_id = self._facts

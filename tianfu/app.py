@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from lbs import api as lbs_api
+from lbs import h5_session, webhook
+from lbs import pages as lbs_pages
+from lbs.client import WeChatClient
+from lbs.dispatch import PushHandler, customer_service_sender
+from lbs.offers import no_offers
 from merchants.store_index import LiveStoreIndex
 from tianfu import __version__, health
 from tianfu.db import engine_from_settings, make_session_factory
@@ -24,6 +31,21 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
 
     session_factory = make_session_factory(engine)
     store_index = LiveStoreIndex(session_factory, poll_interval_s=settings.index_poll_interval_s)
+    wechat_client = (
+        WeChatClient(settings.wechat, session_factory)
+        if settings.wechat.appid and settings.wechat.appsecret
+        else None
+    )
+    push_handler = PushHandler(
+        settings=settings,
+        session_factory=session_factory,
+        store_index=store_index,
+        offers=no_offers,
+        send_customer_message=customer_service_sender(wechat_client) if wechat_client else None,
+    )
+    # WeChat pushes are handled in these threads, so a reply that overruns the 5 s window can
+    # finish (and go out as a customer-service message) after the HTTP answer has been given.
+    push_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="wechat-push")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +53,9 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         store_index.start()  # builds in the background; /readyz waits for it
         yield
         store_index.stop()
+        push_executor.shutdown(wait=True)
+        if wechat_client is not None:
+            wechat_client.close()
         engine.dispose()
 
     app = FastAPI(title="Tianfu", version=__version__, lifespan=lifespan)
@@ -38,11 +63,24 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.store_index = store_index
+    app.state.offer_lookup = no_offers
+    app.state.wechat_client = wechat_client
+    app.state.push_handler = push_handler
+    app.state.push_executor = push_executor
     app.state.readiness = health.Readiness()
     app.state.readiness.register("database_schema", health.schema_at_head_check(engine))
     app.state.readiness.register("store_index", store_index.readiness)
 
     install_error_handlers(app)
+    h5_session.install_h5_session(app)  # login redirects and session renewal for H5 pages
     app.include_router(health.router)
     app.include_router(lbs_api.router)
+    app.include_router(webhook.router)
+    app.include_router(h5_session.router)
+    app.include_router(lbs_pages.router)
+    app.mount(
+        h5_session.STATIC_URL_PREFIX,
+        StaticFiles(directory=h5_session.STATIC_DIR),
+        name="h5-static",
+    )
     return app

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lbs.cli import wechat_app
 from tianfu import __version__, migrate
 from tianfu.db import engine_from_settings, make_session_factory, session_scope
 from tianfu.settings import (
@@ -27,8 +28,13 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).")
 seed_app = typer.Typer(help="Demo and test data.")
+sim_app = typer.Typer(help="Simulators of the external systems, served on loopback.")
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
+app.add_typer(sim_app, name="sim")
+app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to Tianfu.")
+
+DEFAULT_SIMULATOR_PORT = 8001
 
 console = Console(stderr=True)
 
@@ -70,6 +76,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
 ) -> None:
     """Serve the web application with uvicorn."""
     import uvicorn
@@ -82,8 +89,32 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        access_log=access_log,
         proxy_headers=True,
     )
+
+
+@sim_app.command("wechat")
+def sim_wechat(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = DEFAULT_SIMULATOR_PORT,
+    callback_url: Annotated[
+        str | None,
+        typer.Option(help="Where to push events (default: TIANFU_PUBLIC_BASE_URL + /wechat)"),
+    ] = None,
+) -> None:
+    """The WeChat API (token, customer-service and template messages, OAuth) on loopback."""
+    from lbs.simulator import serve_simulator, simulator_config_from_settings
+
+    settings = _settings()
+    try:
+        config = simulator_config_from_settings(
+            settings, callback_url=callback_url or f"{settings.public_base_url}/wechat"
+        )
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    console.print(f"WeChat simulator on http://{host}:{port} (events to {config.callback_url})")
+    serve_simulator(host=host, port=port, config=config)
 
 
 @db_app.command("upgrade")

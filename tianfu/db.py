@@ -77,7 +77,13 @@ def create_db_engine(
         event.listen(engine, "connect", _sqlite_on_connect(spatialite_library))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout: it is a round trip on every request. A connection that died
+    # (a server restart) fails one request; SQLAlchemy then sees the disconnect and recycles
+    # every pooled connection opened before it.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, **kwargs)
 
 

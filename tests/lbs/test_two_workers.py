@@ -6,9 +6,6 @@ third process must be found by both workers' `/api/v1/nearby` within 2 seconds.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ from merchants.opening_hours import OpeningHours
 from merchants.service import create_store, move_store
 from tests.builders import make_merchant
 from tests.conftest import PostgresDatabases
-from tests.http import free_port
+from tests.workers import serve_workers
 from tianfu import migrate
 from tianfu.db import create_db_engine, make_session_factory, session_scope
 
@@ -42,48 +39,8 @@ def database_url(postgres_databases: PostgresDatabases) -> str:
 
 @pytest.fixture
 def workers(database_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIANFU_")}
-    env |= {"TIANFU_DATABASE_URL": database_url, "TIANFU_INDEX_POLL_INTERVAL_S": "0.5"}
-    processes: list[subprocess.Popen[bytes]] = []
-    bases: list[str] = []
-    try:
-        for _ in range(2):
-            port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tianfu", "serve", "--port", str(port)],
-                    env=env,
-                    cwd=tmp_path,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, process in zip(bases, processes, strict=True):
-            _wait_ready(base, process)
+    with serve_workers(database_url, tmp_path) as bases:
         yield bases
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"worker {base} exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"worker {base} not ready within 30 s")
 
 
 def _seconds_until_found(bases: list[str], store_id: int, point: tuple[float, float]) -> float:

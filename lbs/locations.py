@@ -1,0 +1,62 @@
+"""Each user's last known position, so "附近" typed later can be answered without asking again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lbs.models import LocationSource, UserLocation
+
+
+def remember_location(
+    session: Session,
+    *,
+    openid: str,
+    lat_gcj02: float,
+    lng_gcj02: float,
+    source: LocationSource,
+    reported_at: datetime,
+    precision_m: float | None = None,
+    label: str | None = None,
+) -> None:
+    """Upsert in one statement: two pushes of one user can arrive at two workers at once.
+
+    A report older than the stored one is ignored, since WeChat's retries and the LOCATION
+    event's periodic reports can arrive out of order.
+    """
+    values = {
+        "openid": openid,
+        "lat_gcj02": lat_gcj02,
+        "lng_gcj02": lng_gcj02,
+        "source": source,
+        "reported_at": reported_at,
+        "precision_m": precision_m,
+        "label": label,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, UserLocation.__table__)
+    statement = insert(table).values(**values)  # Core, not ORM: this runs on every location
+    changed = {key: statement.excluded[key] for key in values if key != "openid"}
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.openid],
+            set_=changed,
+            where=table.c.reported_at <= statement.excluded.reported_at,
+        )
+    )
+
+
+def fresh_location(
+    session: Session, openid: str, *, now: datetime, max_age_s: int
+) -> UserLocation | None:
+    return session.scalars(
+        select(UserLocation).where(
+            UserLocation.openid == openid,
+            UserLocation.reported_at >= now - timedelta(seconds=max_age_s),
+        )
+    ).one_or_none()
