@@ -20,5 +20,11 @@ def nearby(
     live_index: LiveStoreIndex = request.app.state.store_index
     if not live_index.ready:
         raise IndexNotReadyError("the store index is still being built; retry in a moment")
-    stores = find_nearby(session, live_index, query, offers=request.app.state.offer_lookup)
+    stores = find_nearby(
+        session,
+        live_index,
+        query,
+        offers=request.app.state.offer_lookup,
+        cards=request.app.state.store_cards,
+    )
     return NearbyResponse(query=query, stores=stores)

@@ -7,12 +7,14 @@ and prints the reply as the phone would show it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import sys
 import time
 from typing import Annotated, NoReturn
 
+import httpx
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -149,6 +151,23 @@ def _deliver(client: PushClient, message_xml: str) -> PushResult:
         _fail(f"the reply is not reply XML ({exc.reason}): WeChat shows the user an error", code=1)
 
 
+def _tell_simulator(settings: TianfuSettings, *, openid: str, event: str | None) -> None:
+    """In development the WeChat API is `tianfu sim wechat`, which cannot see this push: tell it
+    the user acted, so a late reply may go out as a customer-service message, as with WeChat.
+    Best effort: only a loopback API host is told, and silence from it changes nothing."""
+    base = settings.wechat.api_base_url
+    if not base.startswith(("http://127.0.0.1", "http://localhost")):
+        return
+    kind = "message"
+    if event is not None:
+        name = event.split(":", 1)[0].lower()
+        kind = {"subscribe": "subscribe", "click": "click", "scan": "scan"}.get(name, "")
+    if not kind:
+        return  # LOCATION and VIEW events open no customer-service window (spec §8)
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(f"{base}/sim/interactions", json={"openid": openid, "kind": kind}, timeout=1.0)
+
+
 @wechat_app.command("send")
 def send(
     location: Annotated[
@@ -181,6 +200,7 @@ def send(
     mode = encrypt or (
         EncryptMode.safe if settings.wechat.encoding_aes_key is not None else EncryptMode.plaintext
     )
+    _tell_simulator(settings, openid=openid, event=event)
     client = PushClient(
         url=to or f"{settings.public_base_url}/wechat",
         token=token.get_secret_value(),

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import cast
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from lbs import replies
 from lbs.client import WeChatClient, record_template_result
@@ -30,7 +31,7 @@ from lbs.keywords import Intent, TextIntent, interpret_text
 from lbs.links import NearbyPoint, nearby_url
 from lbs.locations import fresh_location, remember_location
 from lbs.models import InboundPush, LocationSource, ReplyDelivery
-from lbs.nearby import category_ids_for, find_neighbours, store_details
+from lbs.nearby import StoreCards, category_ids_for, find_neighbours, store_details
 from lbs.offers import OfferLookup
 from lbs.replies import ArticleDraft, NearestFar
 from lbs.schemas import MAX_RADIUS_M, NearbyQuery
@@ -47,6 +48,7 @@ NEARBY_MENU_KEYS = frozenset({"NEARBY_OFFERS", "附近优惠", "NEARBY"})
 MY_COUPONS_MENU_KEYS = frozenset({"MY_COUPONS", "我的券", "我的优惠券"})
 STORE_SCENE_PREFIX = "store_"
 _PRUNE_EVERY_S = 60.0
+NEARBY_REPLY_LIMIT = 20  # stores a reply counts; the H5 page lists them
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class PushHandler:
     session_factory: sessionmaker[Session]
     store_index: LiveStoreIndex
     offers: OfferLookup
+    store_cards: StoreCards | None = None
     # Sends what was too slow for the passive reply; None when the account has no AppSecret.
     send_customer_message: Callable[[str, Reply], None] | None = None
     clock: Callable[[], datetime] = utcnow
@@ -291,14 +294,24 @@ class PushHandler:
         if not self.store_index.ready:
             return Reply(text="系统正在启动，请稍等几秒后再发送一次位置。")
         radius_m = self.settings.wechat.nearby_radius_m
-        query = NearbyQuery(lat=lat, lng=lng, radius_m=radius_m, limit=20, category=category)
+        query = NearbyQuery(
+            lat=lat, lng=lng, radius_m=radius_m, limit=NEARBY_REPLY_LIMIT, category=category
+        )
         neighbours = find_neighbours(session, self.store_index, query, now=now)
         if not neighbours:
             return Reply(text=self._nothing_nearby(session, lat, lng, category, what))
         ids = [store_id for store_id, _ in neighbours]
         best_offers = self.offers(session, store_ids=ids, openid=openid, now=now)
-        # Details only for the stores the reply names: the rest are counted, not described.
-        with_offer = next((n for n in neighbours if n[0] in best_offers), neighbours[0])
+        # The headline: an open store with an offer, else any offer, else an open store, else
+        # the nearest. Details only for the stores the reply names; the rest are counted.
+        open_ids = {i for i, _ in neighbours if self.store_index.is_open_at(i, now)}
+        with_offer = next(
+            (n for n in neighbours if n[0] in best_offers and n[0] in open_ids),
+            next(
+                (n for n in neighbours if n[0] in best_offers),
+                next((n for n in neighbours if n[0] in open_ids), neighbours[0]),
+            ),
+        )
         wanted = neighbours[: max_articles - 1] if max_articles > 1 else [neighbours[0]]
         if with_offer not in wanted:
             wanted = [*wanted, with_offer]
@@ -309,6 +322,7 @@ class PushHandler:
             coord=CoordSystem.GCJ02,
             now=now,
             best_offers=best_offers,
+            cards=self.store_cards,
         )
         if not details:  # removed between the index and the database: the next poll catches up
             return Reply(text=self._nothing_nearby(session, lat, lng, category, what))
@@ -322,11 +336,23 @@ class PushHandler:
                 if store_id in by_id
             ]
             articles = replies.store_articles(
-                featured, shown, neighbours, offer_store_ids=best_offers.keys(), link=link
+                featured,
+                shown,
+                neighbours,
+                offer_store_ids=best_offers.keys(),
+                open_store_ids=open_ids,
+                more=len(neighbours) >= NEARBY_REPLY_LIMIT,
+                link=link,
             )
             return Reply(articles=tuple(articles), max_articles=max_articles)
         article = replies.location_article(
-            featured, neighbours, offer_store_ids=best_offers.keys(), link=link, what=what
+            featured,
+            neighbours,
+            offer_store_ids=best_offers.keys(),
+            open_store_ids=open_ids,
+            more=len(neighbours) >= NEARBY_REPLY_LIMIT,
+            link=link,
+            what=what,
         )
         return Reply(articles=(article,))
 
@@ -409,6 +435,18 @@ def _delivery(reply: Reply, handoff: Handoff | None) -> ReplyDelivery:
     return ReplyDelivery.customer_service
 
 
+@lru_cache(maxsize=2)
+def _claim_statement(dialect: str) -> ReturningInsert[tuple[int]]:
+    # Built once per backend and executed with parameters: building an INSERT with literal
+    # values on every push costs more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_PUSHES)
+        .on_conflict_do_nothing(index_elements=[_PUSHES.c.dedup_key])
+        .returning(_PUSHES.c.id)
+    )
+
+
 def _claim(
     session: Session,
     message: IncomingMessage,
@@ -420,23 +458,17 @@ def _claim(
     """Insert the push with its reply; False if another attempt got there first. A concurrent
     attempt's insert waits here until the first commits (PostgreSQL waits on the unique index,
     SQLite on its write lock), then finds the row."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(_PUSHES)  # Core, not ORM: this runs on every push
-        .values(
-            dedup_key=message.dedup_key,
-            openid=message.from_user[:64],
-            msg_type=message.msg_type[:32],
-            event=message.event[:64] if message.event else None,
-            received_at=now,
-            reply_xml=reply_xml,
-            delivery=delivery,
-        )
-        .on_conflict_do_nothing(index_elements=[InboundPush.dedup_key])
-        .returning(_PUSHES.c.id)
-    )
-    return session.execute(statement).scalar_one_or_none() is not None
+    statement = _claim_statement(session.get_bind().dialect.name)
+    row = {
+        "dedup_key": message.dedup_key,
+        "openid": message.from_user[:64],
+        "msg_type": message.msg_type[:32],
+        "event": message.event[:64] if message.event else None,
+        "received_at": now,
+        "reply_xml": reply_xml,
+        "delivery": delivery,
+    }
+    return session.connection().execute(statement, row).scalar_one_or_none() is not None
 
 
 def _stored_reply(session: Session, dedup_key: str) -> str:

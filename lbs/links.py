@@ -7,6 +7,7 @@ look like ours for other points, and the expiry keeps old chat history from open
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -29,7 +30,13 @@ class NearbyPoint:
 def _serializer(settings: TianfuSettings) -> URLSafeTimedSerializer:
     if settings.secret_key is None:
         raise ConfigurationError("TIANFU_SECRET_KEY is needed to sign H5 links (tianfu dev-env)")
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=_NEARBY_SALT)
+    return _serializer_for(settings.secret_key.get_secret_value())
+
+
+@lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    # Deriving the signing key is the costly part of signing; one serializer per key.
+    return URLSafeTimedSerializer(secret_key, salt=_NEARBY_SALT)
 
 
 def nearby_token(settings: TianfuSettings, point: NearbyPoint) -> str:

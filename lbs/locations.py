@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,17 +38,25 @@ def remember_location(
         "precision_m": precision_m,
         "label": label,
     }
-    dialect = session.get_bind().dialect.name
+    statement = _upsert_statement(session.get_bind().dialect.name)
+    session.connection().execute(statement, values)
+
+
+@lru_cache(maxsize=2)
+def _upsert_statement(dialect: str) -> Insert:
+    # Built once per backend, executed with parameters: it runs on every location message.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, UserLocation.__table__)
-    statement = insert(table).values(**values)  # Core, not ORM: this runs on every location
-    changed = {key: statement.excluded[key] for key in values if key != "openid"}
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.openid],
-            set_=changed,
-            where=table.c.reported_at <= statement.excluded.reported_at,
-        )
+    statement = insert(table)
+    changed = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if column.name != "openid"
+    }
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.openid],
+        set_=changed,
+        where=table.c.reported_at <= statement.excluded.reported_at,
     )
 
 

@@ -6,10 +6,11 @@ of the few stores returned come from the database in one query.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from lbs.coords import CoordSystem, from_gcj02, to_gcj02
@@ -49,25 +50,71 @@ def distance_text(distance_m: float) -> str:
     return f"{distance_m / 1000:.1f}公里"
 
 
-# Built once: constructing this statement costs more than running it on the hot path.
+# A row of _DETAILS (id, name, address, …); typed loosely, it is read by attribute name.
+StoreRow = Row[*tuple[Any, ...]]
+
+_stores = cast(Table, Store.__table__)
+_merchants = cast(Table, Merchant.__table__)
+_categories = cast(Table, Category.__table__)
+
+# Built once, over tables rather than ORM entities: this runs for every WeChat location and
+# nearby request, and building or ORM-compiling it costs more than the query itself. No
+# coordinates: the index has them.
 _DETAILS = (
     select(
-        Store.id,
-        Store.name,
-        Store.address,
-        Store.district,
-        Store.phone,
-        func.ST_Y(Store.location_gcj02).label("lat"),
-        func.ST_X(Store.location_gcj02).label("lng"),
-        Merchant.id.label("merchant_id"),
-        Merchant.name.label("merchant_name"),
-        Category.code.label("category_code"),
-        Category.name_zh.label("category_name"),
+        _stores.c.id,
+        _stores.c.name,
+        _stores.c.address,
+        _stores.c.district,
+        _stores.c.phone,
+        _merchants.c.id.label("merchant_id"),
+        _merchants.c.name.label("merchant_name"),
+        _categories.c.code.label("category_code"),
+        _categories.c.name_zh.label("category_name"),
     )
-    .join(Merchant, Merchant.id == Store.merchant_id)
-    .join(Category, Category.id == Store.category_id)
-    .where(Store.id.in_(bindparam("store_ids", expanding=True)))
+    .join(_merchants, _merchants.c.id == _stores.c.merchant_id)
+    .join(_categories, _categories.c.id == _stores.c.category_id)
+    .where(_stores.c.id.in_(bindparam("store_ids", expanding=True)))
 )
+
+
+def _fetch_rows(session: Session, ids: Sequence[int]) -> dict[int, StoreRow]:
+    rows = session.connection().execute(_DETAILS, {"store_ids": list(ids)})
+    return {row.id: row for row in rows}
+
+
+class StoreCards:
+    """This worker's copy of the store details users see (name, address, category), so the
+    reply to a location needs no query for stores it has shown before.
+
+    An entry is good for the index version it was read at: any store change this worker's
+    index has applied since (polled from the change log, like the index itself) makes every
+    entry stale. Stores change rarely next to how often they are shown.
+    """
+
+    def __init__(self, live_index: LiveStoreIndex, *, max_entries: int = 100_000) -> None:
+        self._index = live_index
+        self._max_entries = max_entries
+        self._entries: dict[int, tuple[int, StoreRow]] = {}
+
+    def rows(self, session: Session, ids: Sequence[int]) -> dict[int, StoreRow]:
+        version = self._index.version
+        found: dict[int, StoreRow] = {}
+        missing = []
+        for store_id in ids:
+            entry = self._entries.get(store_id)
+            if entry is not None and entry[0] == version:
+                found[store_id] = entry[1]
+            else:
+                missing.append(store_id)
+        if missing:
+            fetched = _fetch_rows(session, missing)
+            if len(self._entries) + len(fetched) > self._max_entries:
+                self._entries = {}  # crude, and rare: a worker sees a bounded set of stores
+            for store_id, row in fetched.items():
+                self._entries[store_id] = (version, row)
+            found.update(fetched)
+        return found
 
 
 def find_neighbours(
@@ -96,20 +143,22 @@ def store_details(
     coord: CoordSystem,
     now: datetime,
     best_offers: Mapping[int, OfferBrief],
+    cards: StoreCards | None = None,
 ) -> list[NearbyStoreRead]:
-    """What users see of these stores, in the order given, in one query."""
+    """What users see of these stores, in the order given, in one query at most."""
     if not neighbours:
         return []
     ids = [store_id for store_id, _ in neighbours]
-    details = {row.id: row for row in session.execute(_DETAILS, {"store_ids": ids})}
+    details = cards.rows(session, ids) if cards is not None else _fetch_rows(session, ids)
     results = []
     for store_id, distance_m in neighbours:
         row, facts = details.get(store_id), live_index.facts(store_id)
-        if row is None or facts is None:  # removed meanwhile; the next poll catches up
+        position = live_index.position(store_id)
+        if row is None or facts is None or position is None:  # removed meanwhile
             continue
         # The index already holds this store's hours, parsed once and shared by equal schedules.
         hours = live_index.opening_hours(facts.hours_json)
-        shown_lat, shown_lng = from_gcj02(row.lat, row.lng, coord)
+        shown_lat, shown_lng = from_gcj02(*position, coord)
         results.append(
             NearbyStoreRead(
                 id=row.id,
@@ -140,6 +189,7 @@ def find_nearby(
     now: datetime | None = None,
     offers: OfferLookup = no_offers,
     openid: str | None = None,
+    cards: StoreCards | None = None,
 ) -> list[NearbyStoreRead]:
     """The stores near the query point, nearest first, each with its best offer for `openid`
     (or for anyone, when the user is not known)."""
@@ -150,5 +200,11 @@ def find_nearby(
     ids = [store_id for store_id, _ in neighbours]
     best_offers = offers(session, store_ids=ids, openid=openid, now=now)
     return store_details(
-        session, live_index, neighbours, coord=query.coord, now=now, best_offers=best_offers
+        session,
+        live_index,
+        neighbours,
+        coord=query.coord,
+        now=now,
+        best_offers=best_offers,
+        cards=cards,
     )

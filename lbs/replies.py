@@ -52,10 +52,11 @@ def _open_text(store: NearbyStoreRead) -> str:
     return "营业中" if store.open_now else "已打烊"
 
 
-def _title(featured: NearbyStoreRead, total: int, what: str) -> str:
+def _title(featured: NearbyStoreRead, total: int, *, more: bool, what: str) -> str:
     if featured.best_offer is not None:
         return f"{featured.name}：{featured.best_offer.title}（{featured.distance_text}）"
-    return f"附近{total}家{what}，最近的{featured.name}距您{featured.distance_text}"
+    count = f"{total}多家" if more else f"{total}家"
+    return f"附近{count}{what}，{featured.name}距您{featured.distance_text}"
 
 
 def location_article(
@@ -63,7 +64,9 @@ def location_article(
     neighbours: Sequence[tuple[int, float]],
     *,
     offer_store_ids: Collection[int],
+    open_store_ids: Collection[int],
     link: str,
+    more: bool = False,
     what: str = "合作商户",
 ) -> ArticleDraft:
     """One card: the featured store (the nearest with an offer, else the nearest) as the
@@ -77,13 +80,21 @@ def location_article(
         nearest, farthest = distance_text(others[0][1]), distance_text(others[-1][1])
         span = nearest if len(others) == 1 else f"{nearest}至{farthest}"
         summary = f"另有{len(others)}家在{span}内"
+        details = []
+        open_now = sum(1 for store_id, _ in others if store_id in open_store_ids)
+        if open_now:
+            details.append(f"{open_now}家营业中")
         with_offers = sum(1 for store_id, _ in others if store_id in offer_store_ids)
         if with_offers:
-            summary += f"，其中{with_offers}家有优惠"
+            details.append(f"{with_offers}家有优惠")
+        if details:
+            summary += "，" + "、".join(details)
         lines.append(summary)
-    lines.append("点击查看全部商户和地图")
+    lines.append("点击查看更多商户和地图" if more else "点击查看全部商户和地图")
     return ArticleDraft(
-        title=_title(featured, len(neighbours), what), description="\n".join(lines), url=link
+        title=_title(featured, len(neighbours), more=more, what=what),
+        description="\n".join(lines),
+        url=link,
     )
 
 
@@ -93,10 +104,20 @@ def store_articles(
     neighbours: Sequence[tuple[int, float]],
     *,
     offer_store_ids: Collection[int],
+    open_store_ids: Collection[int],
     link: str,
+    more: bool = False,
 ) -> list[ArticleDraft]:
     """Cards for a menu click (up to 8): the overview card first, then one per store."""
-    articles = [location_article(featured, neighbours, offer_store_ids=offer_store_ids, link=link)]
+    overview = location_article(
+        featured,
+        neighbours,
+        offer_store_ids=offer_store_ids,
+        open_store_ids=open_store_ids,
+        link=link,
+        more=more,
+    )
+    articles = [overview]
     for store in shown[: MAX_ARTICLES_FOR_EVENTS - 1]:
         offer = f"｜{store.best_offer.title}" if store.best_offer is not None else ""
         articles.append(

@@ -204,6 +204,14 @@ class LiveStoreIndex:
 
     # --- queries ---------------------------------------------------------------------------
 
+    def position(self, store_id: int) -> tuple[float, float] | None:
+        """(lat, lng) in GCJ-02 as this worker's index has it."""
+        return self._index.position(store_id)
+
+    def is_open_at(self, store_id: int, at: datetime) -> bool:
+        facts = self._facts.get(store_id)
+        return facts is not None and self.opening_hours(facts.hours_json).is_open_at(at)
+
     def facts(self, store_id: int) -> StoreFacts | None:
         return self._facts.get(store_id)
 

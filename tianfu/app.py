@@ -15,6 +15,7 @@ from lbs import h5_session, webhook
 from lbs import pages as lbs_pages
 from lbs.client import WeChatClient
 from lbs.dispatch import PushHandler, customer_service_sender
+from lbs.nearby import StoreCards
 from lbs.offers import no_offers
 from merchants.store_index import LiveStoreIndex
 from tianfu import __version__, health
@@ -36,16 +37,19 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         if settings.wechat.appid and settings.wechat.appsecret
         else None
     )
+    store_cards = StoreCards(store_index)
     push_handler = PushHandler(
         settings=settings,
         session_factory=session_factory,
         store_index=store_index,
         offers=no_offers,
+        store_cards=store_cards,
         send_customer_message=customer_service_sender(wechat_client) if wechat_client else None,
     )
     # WeChat pushes are handled in these threads, so a reply that overruns the 5 s window can
     # finish (and go out as a customer-service message) after the HTTP answer has been given.
-    push_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="wechat-push")
+    # Few threads: the work is mostly Python, so more threads only queue for the GIL.
+    push_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wechat-push")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +68,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.session_factory = session_factory
     app.state.store_index = store_index
     app.state.offer_lookup = no_offers
+    app.state.store_cards = store_cards
     app.state.wechat_client = wechat_client
     app.state.push_handler = push_handler
     app.state.push_executor = push_executor
