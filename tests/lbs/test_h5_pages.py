@@ -9,6 +9,7 @@ stub `wx` that records what the page asks of it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import time
@@ -295,7 +296,8 @@ def expired_token(settings: TianfuSettings, point: NearbyPoint) -> str:
         def get_timestamp(self) -> int:
             return int(time.time()) - 2 * 86_400
 
-    serializer = links._serializer(settings)
+    # A copy: the app's serializer is shared (cached per key) and must not be changed.
+    serializer = copy.copy(links._serializer(settings))
     payload = serializer.loads(nearby_token(settings, point))
     serializer.signer = TwoDaysAgo
     return str(serializer.dumps(payload))
