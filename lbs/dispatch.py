@@ -13,13 +13,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
@@ -29,7 +29,7 @@ from lbs.client import WeChatClient, record_template_result
 from lbs.coords import CoordSystem, to_gcj02
 from lbs.keywords import Intent, TextIntent, interpret_text
 from lbs.links import NearbyPoint, nearby_url
-from lbs.locations import fresh_location, remember_location
+from lbs.locations import LocationUpdate, fresh_location
 from lbs.models import InboundPush, LocationSource, ReplyDelivery
 from lbs.nearby import StoreCards, category_ids_for, find_neighbours, store_details
 from lbs.offers import OfferLookup
@@ -99,6 +99,9 @@ class PushHandler:
     store_index: LiveStoreIndex
     offers: OfferLookup
     store_cards: StoreCards | None = None
+    # PostgreSQL only: sessions in autocommit mode for the reads and the one-statement claim,
+    # saving the BEGIN and COMMIT round trips on every push.
+    read_session_factory: sessionmaker[Session] | None = None
     # Sends what was too slow for the passive reply; None when the account has no AppSecret.
     send_customer_message: Callable[[str, Reply], None] | None = None
     clock: Callable[[], datetime] = utcnow
@@ -113,28 +116,40 @@ class PushHandler:
         """
         now = self.clock()
         effects: list[Effect] = []
-        with self.session_factory() as session:  # closing it rolls back whatever is left open
-            transaction = session.begin()
+        reads = self.read_session_factory or self.session_factory
+        with reads() as session:  # closing it rolls back whatever is left open
             reply = self._route(session, message, now, effects)
             reply_xml = render(reply, message, now)
             delivery = _delivery(reply, handoff)
-            if session.get_bind().dialect.name == "sqlite":
-                # A WAL read transaction cannot turn into a write one once another process has
-                # written since it began (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not
-                # retry), so the writes get a transaction of their own.
-                transaction.commit()
-                transaction = session.begin()
-            if not _claim(session, message, now, reply_xml=reply_xml, delivery=delivery):
-                stored = _stored_reply(session, message.dedup_key)
-                transaction.commit()
-                return stored
-            for effect in effects:
-                effect(session)
-            transaction.commit()
+            claim = PushClaim(message, now, reply_xml, delivery)
+            if self.read_session_factory is not None and _fits_one_statement(effects):
+                # PostgreSQL, autocommit: the claim and the location in one statement, one
+                # round trip, atomic as every statement is.
+                location = effects[0] if effects else None
+                assert location is None or isinstance(location, LocationUpdate)
+                if not _claim_in_one_statement(session, claim, location):
+                    return _stored_reply(session, message.dedup_key)
+            else:
+                session.commit()  # end the reads: see _write for why
+                stored = self._write(claim, effects)
+                if stored is not None:
+                    return stored
         if delivery is ReplyDelivery.customer_service:
             self._send_late(message.from_user, reply)
         self._maybe_prune()
         return reply_xml if delivery is ReplyDelivery.passive else SUCCESS
+
+    def _write(self, claim: PushClaim, effects: list[Effect]) -> str | None:
+        """Claim the push and apply its effects in one transaction; the stored reply instead if
+        another attempt claimed it first. The reads had their own transaction: on SQLite a WAL
+        read transaction cannot turn into a write one once another process has written since
+        it began (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not retry)."""
+        with self.session_factory() as session, session.begin():
+            if not _claim(session, claim):
+                return _stored_reply(session, claim.message.dedup_key)
+            for effect in effects:
+                effect(session)
+        return None
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -158,8 +173,7 @@ class PushHandler:
         assert lng is not None
         # A location message is picked on WeChat's Tencent map: GCJ-02 (spec §7).
         effects.append(
-            partial(
-                remember_location,
+            LocationUpdate(
                 openid=message.from_user,
                 lat_gcj02=lat,
                 lng_gcj02=lng,
@@ -183,7 +197,9 @@ class PushHandler:
     ) -> Reply:
         event = message.event or ""
         if event == "location":
-            effects.append(partial(self._remember_reported_location, message=message, now=now))
+            update = self._reported_location(message, now)
+            if update is not None:
+                effects.append(update)
             return SILENT  # only "success" may answer a LOCATION event (spec §4)
         if event == "subscribe":
             return self._welcome(session, message.event_key, prefix="qrscene_")
@@ -224,17 +240,14 @@ class PushHandler:
                 return Reply(text=f"欢迎光临{store_name}！\n{replies.HELP_TEXT}")
         return Reply(text=replies.WELCOME_TEXT if prefix else replies.HELP_TEXT)
 
-    def _remember_reported_location(
-        self, session: Session, *, message: IncomingMessage, now: datetime
-    ) -> None:
+    def _reported_location(self, message: IncomingMessage, now: datetime) -> LocationUpdate | None:
         if message.latitude is None or message.longitude is None:
-            return
+            return None
         # The LOCATION event's system is undocumented: calibrated per account (spec §7).
         lat, lng = to_gcj02(
             message.latitude, message.longitude, self.settings.wechat.location_event_coord
         )
-        remember_location(
-            session,
+        return LocationUpdate(
             openid=message.from_user,
             lat_gcj02=lat,
             lng_gcj02=lng,
@@ -304,7 +317,7 @@ class PushHandler:
         best_offers = self.offers(session, store_ids=ids, openid=openid, now=now)
         # The headline: an open store with an offer, else any offer, else an open store, else
         # the nearest. Details only for the stores the reply names; the rest are counted.
-        open_ids = {i for i, _ in neighbours if self.store_index.is_open_at(i, now)}
+        open_ids = self.store_index.open_at((i for i, _ in neighbours), now)
         with_offer = next(
             (n for n in neighbours if n[0] in best_offers and n[0] in open_ids),
             next(
@@ -447,28 +460,86 @@ def _claim_statement(dialect: str) -> ReturningInsert[tuple[int]]:
     )
 
 
-def _claim(
-    session: Session,
-    message: IncomingMessage,
-    now: datetime,
-    *,
-    reply_xml: str,
-    delivery: ReplyDelivery,
-) -> bool:
+@dataclass(frozen=True)
+class PushClaim:
+    message: IncomingMessage
+    received_at: datetime
+    reply_xml: str
+    delivery: ReplyDelivery
+
+    def row(self) -> dict[str, object]:
+        message = self.message
+        return {
+            "dedup_key": message.dedup_key,
+            "openid": message.from_user[:64],
+            "msg_type": message.msg_type[:32],
+            "event": message.event[:64] if message.event else None,
+            "received_at": self.received_at,
+            "reply_xml": self.reply_xml,
+            "delivery": self.delivery,
+        }
+
+
+def _claim(session: Session, claim: PushClaim) -> bool:
     """Insert the push with its reply; False if another attempt got there first. A concurrent
     attempt's insert waits here until the first commits (PostgreSQL waits on the unique index,
     SQLite on its write lock), then finds the row."""
     statement = _claim_statement(session.get_bind().dialect.name)
-    row = {
-        "dedup_key": message.dedup_key,
-        "openid": message.from_user[:64],
-        "msg_type": message.msg_type[:32],
-        "event": message.event[:64] if message.event else None,
-        "received_at": now,
-        "reply_xml": reply_xml,
-        "delivery": delivery,
+    return session.connection().execute(statement, claim.row()).scalar_one_or_none() is not None
+
+
+def _fits_one_statement(effects: Sequence[Effect]) -> bool:
+    return not effects or (len(effects) == 1 and isinstance(effects[0], LocationUpdate))
+
+
+# The claim and, only if it is new, the user's location: PostgreSQL runs both inserts of this
+# one statement atomically, and the second sees the first's RETURNING rows, so a retry (whose
+# claim inserts nothing) moves nothing either.
+_CLAIM_AND_LOCATE = text(
+    """
+    WITH claimed AS (
+        INSERT INTO wechat_inbound
+            (dedup_key, openid, msg_type, event, received_at, reply_xml, delivery)
+        VALUES
+            (:dedup_key, :openid, :msg_type, :event, :received_at, :reply_xml, :delivery)
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id
+    ), located AS (
+        INSERT INTO wechat_user_locations AS known
+            (openid, lat_gcj02, lng_gcj02, precision_m, label, source, reported_at)
+        SELECT CAST(:loc_openid AS varchar), CAST(:lat_gcj02 AS double precision),
+               CAST(:lng_gcj02 AS double precision), CAST(:precision_m AS double precision),
+               CAST(:label AS varchar), CAST(:source AS varchar),
+               CAST(:reported_at AS timestamptz)
+        FROM claimed
+        WHERE CAST(:loc_openid AS varchar) IS NOT NULL
+        ON CONFLICT (openid) DO UPDATE SET
+            lat_gcj02 = excluded.lat_gcj02, lng_gcj02 = excluded.lng_gcj02,
+            precision_m = excluded.precision_m, label = excluded.label,
+            source = excluded.source, reported_at = excluded.reported_at
+        WHERE known.reported_at <= excluded.reported_at
+    )
+    SELECT id FROM claimed
+    """
+)
+
+
+def _claim_in_one_statement(
+    session: Session, claim: PushClaim, location: LocationUpdate | None
+) -> bool:
+    row: dict[str, object] = claim.row()
+    row["delivery"] = claim.delivery.value
+    located = location.values() if location is not None else {}
+    row |= {
+        "loc_openid": located.get("openid"),
+        "lat_gcj02": located.get("lat_gcj02"),
+        "lng_gcj02": located.get("lng_gcj02"),
+        "precision_m": located.get("precision_m"),
+        "label": located.get("label"),
+        "source": location.source.value if location is not None else None,
+        "reported_at": located.get("reported_at"),
     }
-    return session.connection().execute(statement, row).scalar_one_or_none() is not None
+    return session.connection().execute(_CLAIM_AND_LOCATE, row).scalar_one_or_none() is not None
 
 
 def _stored_reply(session: Session, dedup_key: str) -> str:

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lbs.models import LocationSource, UserLocation
+
+
+@dataclass(frozen=True)
+class LocationUpdate:
+    """A position to remember once the push that carried it is known to be new."""
+
+    openid: str
+    lat_gcj02: float
+    lng_gcj02: float
+    source: LocationSource
+    reported_at: datetime
+    precision_m: float | None = None
+    label: str | None = None
+
+    def __call__(self, session: Session) -> None:
+        remember_location(session, **self.values())
+
+    def values(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def remember_location(

@@ -208,9 +208,22 @@ class LiveStoreIndex:
         """(lat, lng) in GCJ-02 as this worker's index has it."""
         return self._index.position(store_id)
 
-    def is_open_at(self, store_id: int, at: datetime) -> bool:
-        facts = self._facts.get(store_id)
-        return facts is not None and self.opening_hours(facts.hours_json).is_open_at(at)
+    def open_at(self, store_ids: Iterable[int], at: datetime) -> set[int]:
+        """Which of these stores are open at `at`. Stores share a few schedules, so each
+        distinct schedule is judged once."""
+        verdicts: dict[str, bool] = {}
+        open_ids = set()
+        for store_id in store_ids:
+            facts = self._facts.get(store_id)
+            if facts is None:
+                continue
+            verdict = verdicts.get(facts.hours_json)
+            if verdict is None:
+                verdict = self.opening_hours(facts.hours_json).is_open_at(at)
+                verdicts[facts.hours_json] = verdict
+            if verdict:
+                open_ids.add(store_id)
+        return open_ids
 
     def facts(self, store_id: int) -> StoreFacts | None:
         return self._facts.get(store_id)

@@ -44,6 +44,11 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         store_index=store_index,
         offers=no_offers,
         store_cards=store_cards,
+        read_session_factory=(
+            make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+            if engine.dialect.name == "postgresql"
+            else None
+        ),
         send_customer_message=customer_service_sender(wechat_client) if wechat_client else None,
     )
     # WeChat pushes are handled in these threads, so a reply that overruns the 5 s window can
