@@ -4,6 +4,7 @@ backends: locations, keywords, menu clicks, subscriptions, events, retries."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -291,3 +292,27 @@ async def test_nearby_api_and_reply_agree(pusher: Pusher, user: str) -> None:
     names = [store["name"] for store in listed.json()["stores"]]
     [article] = articles_of(await pusher.reply_element(_location(user, *TIANFU_SQUARE)))
     assert names[0] in article["Title"]
+
+
+async def test_pushes_past_their_retention_are_forgotten(town: Town, user: str) -> None:
+    app = create_app(wechat_settings(town.url, dedup_retention_s=3600))
+    app.state.store_index.build()
+    handler = app.state.push_handler
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    async for client in asgi_client(app):
+        pusher = Pusher(client)
+        handler.clock = lambda: two_hours_ago
+        pusher.clock = two_hours_ago.timestamp
+        old = _text(user, "帮助")
+        await pusher.reply(old)
+        handler.clock = lambda: datetime.now(UTC)
+        pusher.clock = time.time
+        handler._last_prune = 0.0  # as if this worker had not pruned for a minute
+        await pusher.reply(_text(user, "附近"))
+    engine = create_db_engine(town.url)
+    try:
+        with make_session_factory(engine)() as session:
+            kept = session.scalars(select(InboundPush.msg_type).where(InboundPush.openid == user))
+            assert list(kept) == ["text"]  # only the recent one
+    finally:
+        engine.dispose()
