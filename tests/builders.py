@@ -7,6 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coupons.models import Offer, OfferStatus
+from coupons.rules import OfferKind
+from coupons.schemas import OfferCreate
+from coupons.service import create_offer
 from merchants.models import Category, Merchant, MerchantStatus, Store, StoreStatus
 from tianfu.geo import gcj02_point
 
@@ -67,3 +71,32 @@ def make_store(
     session.add(store)
     session.flush()
     return store
+
+
+def make_offer(
+    session: Session,
+    *,
+    merchant: Merchant | None = None,
+    kind: OfferKind = OfferKind.fixed_off,
+    title_zh: str = "立减10元",
+    amount_off_fen: int = 1000,
+    total_stock: int = 100,
+    budget_fen: int = 1_000_000,
+    status: OfferStatus = OfferStatus.active,
+    created_by: str = "maker@merchant",
+    **terms: Any,
+) -> Offer:
+    """An offer through the service's own checks, put straight into `status` (no review)."""
+    merchant = merchant or make_merchant(session)
+    data = OfferCreate(
+        kind=kind,
+        title_zh=title_zh,
+        amount_off_fen=amount_off_fen,
+        total_stock=total_stock,
+        budget_fen=budget_fen,
+        **terms,
+    )
+    offer = create_offer(session, merchant_id=merchant.id, data=data, created_by=created_by)
+    offer.status = status
+    session.flush()
+    return offer

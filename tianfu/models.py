@@ -1,5 +1,13 @@
 """Every table of every domain, imported in one place for Alembic and the test fixtures."""
 
+from coupons.models import (
+    Claim,
+    Offer,
+    OfferStore,
+    OfferUserCount,
+    PointsAccount,
+    PointsEntry,
+)
 from lbs.models import InboundPush, TemplateSend, UserLocation, WeChatCredential
 from merchants.changes import StoreChange, StoreChangeCounter
 from merchants.models import Category, Merchant, Store
@@ -8,8 +16,14 @@ from tianfu.orm import Base
 __all__ = [
     "Base",
     "Category",
+    "Claim",
     "InboundPush",
     "Merchant",
+    "Offer",
+    "OfferStore",
+    "OfferUserCount",
+    "PointsAccount",
+    "PointsEntry",
     "Store",
     "StoreChange",
     "StoreChangeCounter",
