@@ -185,3 +185,13 @@ class PointsEntryRead(BaseModel):
     kind: PointsKind
     source_key: str
     created_at: datetime
+
+
+class OfferBrief(BaseModel):
+    """A store's best offer for a user, as shown next to the store in nearby answers."""
+
+    id: int
+    title: str = Field(description="满100减20, 8.8折 …")
+    explanation: str = Field(
+        description="Why it applies or what is missing: 再消费12元可用满100减20"
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from coupons.schemas import OfferBrief as OfferBrief  # nearby answers carry the engine's brief
 from lbs.coords import CoordSystem
 
 MAX_RADIUS_M = 50_000
@@ -26,16 +27,6 @@ class MerchantBrief(BaseModel):
 class CategoryBrief(BaseModel):
     code: str
     name: str
-
-
-class OfferBrief(BaseModel):
-    """A store's best offer for this user, as the coupon engine chose and explained it."""
-
-    id: int
-    title: str = Field(description="满100减20, 8.8折 …")
-    explanation: str = Field(
-        description="Why it applies or what is missing: 再消费12元可用满100减20"
-    )
 
 
 class NearbyStoreRead(BaseModel):

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from coupons.lookup import best_offers
 from lbs import api as lbs_api
 from lbs import h5_session, webhook
 from lbs import pages as lbs_pages
 from lbs.client import WeChatClient
 from lbs.dispatch import PushHandler, customer_service_sender
 from lbs.nearby import StoreCards
-from lbs.offers import no_offers
 from merchants.store_index import LiveStoreIndex
 from tianfu import __version__, health
 from tianfu.db import engine_from_settings, make_session_factory
@@ -42,7 +42,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         settings=settings,
         session_factory=session_factory,
         store_index=store_index,
-        offers=no_offers,
+        offers=best_offers,
         store_cards=store_cards,
         read_session_factory=(
             make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
@@ -72,7 +72,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.store_index = store_index
-    app.state.offer_lookup = no_offers
+    app.state.offer_lookup = best_offers
     app.state.store_cards = store_cards
     app.state.wechat_client = wechat_client
     app.state.push_handler = push_handler
