@@ -4,26 +4,42 @@ There is no order yet at that point, so `coupons.rules.best_offer` judges every 
 amount (time windows, weekdays, validity, store scope) and picks the offer with the largest
 headline value. The user's new-customer status is not known here, so new-customer-only offers
 are not advertised: they are shown at checkout, where it is known.
+
+This runs on every location a user sends, so each worker keeps what it read for a couple of
+seconds (`OfferCatalog`). Advertising is all that is cached: stock, budget and limits are
+decided by the database when a coupon is claimed, so an offer that sold out a second ago is at
+worst shown once more and then refused with a clear message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from coupons.rules import ApplyContext, best_offer
+from coupons.rules import ApplyContext, OfferTerms, best_offer
 from coupons.schemas import OfferBrief
 from coupons.service import active_offers_for_stores
+
+DEFAULT_TTL_S = 2.0
+_MAX_ENTRIES = 200_000
 
 
 def best_offers(
     session: Session, *, store_ids: Sequence[int], openid: str | None, now: datetime
 ) -> Mapping[int, OfferBrief]:
     """Stores without a claimable offer are left out. Two queries for any number of stores."""
+    return _choose(active_offers_for_stores(session, store_ids, now), now)
+
+
+def _choose(
+    offers_by_store: Mapping[int, list[OfferTerms]], now: datetime
+) -> dict[int, OfferBrief]:
     briefs: dict[int, OfferBrief] = {}
-    for store_id, offers in active_offers_for_stores(session, store_ids, now).items():
+    for store_id, offers in offers_by_store.items():
         if not offers:
             continue
         context = ApplyContext(
@@ -37,3 +53,44 @@ def best_offers(
             id=chosen.offer_id, title=chosen.title_zh, explanation=choice.explanation_zh
         )
     return briefs
+
+
+class OfferCatalog:
+    """`best_offers` with each store's claimable offers remembered for `ttl_s` seconds."""
+
+    def __init__(
+        self, *, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[float, list[OfferTerms]]] = {}
+
+    def __call__(
+        self, session: Session, *, store_ids: Sequence[int], openid: str | None, now: datetime
+    ) -> Mapping[int, OfferBrief]:
+        return _choose(self._offers(session, store_ids, now), now)
+
+    def _offers(
+        self, session: Session, store_ids: Sequence[int], now: datetime
+    ) -> dict[int, list[OfferTerms]]:
+        moment = self._clock()
+        found: dict[int, list[OfferTerms]] = {}
+        missing = []
+        with self._lock:
+            for store_id in store_ids:
+                entry = self._entries.get(store_id)
+                if entry is not None and entry[0] > moment:
+                    found[store_id] = entry[1]
+                else:
+                    missing.append(store_id)
+        if missing:
+            fetched = active_offers_for_stores(session, missing, now)
+            expires = moment + self._ttl_s
+            with self._lock:
+                if len(self._entries) + len(fetched) > _MAX_ENTRIES:
+                    self._entries = {}
+                for store_id, offers in fetched.items():
+                    self._entries[store_id] = (expires, offers)
+            found.update(fetched)
+        return found

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from coupons.lookup import best_offers
+from coupons.lookup import OfferCatalog
 from lbs import api as lbs_api
 from lbs import h5_session, webhook
 from lbs import pages as lbs_pages
@@ -38,11 +38,12 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         else None
     )
     store_cards = StoreCards(store_index)
+    offer_catalog = OfferCatalog()
     push_handler = PushHandler(
         settings=settings,
         session_factory=session_factory,
         store_index=store_index,
-        offers=best_offers,
+        offers=offer_catalog,
         store_cards=store_cards,
         read_session_factory=(
             make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
@@ -72,7 +73,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.store_index = store_index
-    app.state.offer_lookup = best_offers
+    app.state.offer_lookup = offer_catalog
     app.state.store_cards = store_cards
     app.state.wechat_client = wechat_client
     app.state.push_handler = push_handler

@@ -1,0 +1,39 @@
+"""The offer catalog remembers each store's offers for a short while, then reads them again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from coupons.lookup import OfferCatalog, best_offers
+from coupons.models import OfferStatus
+from tests.builders import make_merchant, make_offer, make_store
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_catalog_agrees_with_a_fresh_lookup_and_expires(db_session: Session) -> None:
+    merchant = make_merchant(db_session)
+    store = make_store(db_session, merchant=merchant)
+    offer = make_offer(db_session, merchant=merchant, title_zh="立减10元")
+    now = datetime.now(UTC)
+    clock = FakeClock()
+    catalog = OfferCatalog(ttl_s=2.0, clock=clock)
+
+    fresh = best_offers(db_session, store_ids=[store.id], openid=None, now=now)
+    assert catalog(db_session, store_ids=[store.id], openid=None, now=now) == fresh
+    assert fresh[store.id].title == "立减10元"
+
+    offer.status = OfferStatus.paused
+    db_session.flush()
+    clock.now += 1.0  # within the time to live: still advertised
+    assert store.id in catalog(db_session, store_ids=[store.id], openid=None, now=now)
+    clock.now += 1.5  # past it: read again, no longer advertised
+    assert catalog(db_session, store_ids=[store.id], openid=None, now=now) == {}
