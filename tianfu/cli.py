@@ -29,9 +29,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema (Alembic migrations).")
 seed_app = typer.Typer(help="Demo and test data.")
 sim_app = typer.Typer(help="Simulators of the external systems, served on loopback.")
+coupons_app = typer.Typer(help="Coupon jobs.")
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(sim_app, name="sim")
+app.add_typer(coupons_app, name="coupons")
 app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to Tianfu.")
 
 DEFAULT_SIMULATOR_PORT = 8001
@@ -115,6 +117,22 @@ def sim_wechat(
         _fail(str(exc))
     console.print(f"WeChat simulator on http://{host}:{port} (events to {config.callback_url})")
     serve_simulator(host=host, port=port, config=config)
+
+
+@coupons_app.command("expire")
+def coupons_expire() -> None:
+    """End offers past their validity and expire unused coupons past theirs (run it from cron;
+    running it twice changes nothing the second time)."""
+    from coupons.service import expire_due
+    from tianfu.orm import utcnow
+
+    engine = engine_from_settings(_settings())
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            counts = expire_due(session, utcnow())
+    finally:
+        engine.dispose()
+    console.print(f"expired {counts.offers} offer(s) and {counts.claims} coupon(s)")
 
 
 @db_app.command("upgrade")

@@ -165,3 +165,32 @@ def test_nearby_refuses_bad_coordinates(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "coord" in result.stderr
+
+
+def test_coupons_expire_ends_what_is_due_once(empty_database_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from coupons.models import Offer, OfferStatus
+    from tests.builders import make_offer
+    from tianfu.db import make_session_factory, session_scope
+
+    assert tianfu("db", "upgrade", database_url=empty_database_url, cwd=tmp_path).returncode == 0
+    engine = create_db_engine(empty_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            ended_yesterday = datetime.now(UTC) - timedelta(days=1)
+            make_offer(session, valid_from=ended_yesterday - timedelta(days=7))
+            offer = make_offer(session, valid_from=ended_yesterday - timedelta(days=7))
+            offer.valid_until = ended_yesterday  # written directly: the service refuses the past
+            offer_id = offer.id
+        first = tianfu("coupons", "expire", database_url=empty_database_url, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "expired 1 offer(s)" in first.stderr
+        again = tianfu("coupons", "expire", database_url=empty_database_url, cwd=tmp_path)
+        assert "expired 0 offer(s)" in again.stderr
+        with make_session_factory(engine)() as session:
+            expired = session.get(Offer, offer_id)
+            assert expired is not None
+            assert expired.status is OfferStatus.expired
+    finally:
+        engine.dispose()
