@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import secrets
-import sys
 import time
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import httpx
 import typer
@@ -32,7 +31,8 @@ from lbs.wechat_push import (
 )
 from lbs.wxcrypto import WeChatDecryptError, WeChatSignatureError, WXBizMsgCrypt
 from lbs.wxxml import XmlRejectedError
-from tianfu.settings import ConfigurationError, TianfuSettings, get_settings
+from tianfu.cli_support import fail, settings_or_fail
+from tianfu.settings import TianfuSettings
 
 # Stable and fake, 28 characters like a real OpenID, so repeated runs are one "user".
 DEFAULT_OPENID = "oTianfuCliUser00000000000000"
@@ -53,28 +53,15 @@ def _group() -> None:
     pass
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    # One line, no traceback, like `tianfu`'s own errors.
-    print(f"tianfu: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _settings() -> TianfuSettings:
-    try:
-        return get_settings()
-    except ConfigurationError as exc:
-        _fail(str(exc))
-
-
 def _lat_lng(text: str, option: str) -> tuple[float, float]:
     parts = text.split(",")
     try:
         lat, lng = (float(part) for part in parts)
     except ValueError:
-        _fail(f"{option} takes LAT,LNG in decimal degrees, got {text!r}")
+        fail(f"{option} takes LAT,LNG in decimal degrees, got {text!r}")
     # The order is latitude first, as WeChat's Location_X is (spec §4).
     if not (math.isfinite(lat) and math.isfinite(lng) and abs(lat) <= 90 and abs(lng) <= 180):
-        _fail(f"{option}: latitude must be within ±90 and longitude within ±180, got {text!r}")
+        fail(f"{option}: latitude must be within ±90 and longitude within ±180, got {text!r}")
     return lat, lng
 
 
@@ -82,7 +69,7 @@ def _event_fields(spec: str) -> tuple[str, str | None, dict[str, str]]:
     """`NAME[:ARGUMENT]` → the event name, its EventKey and its own fields."""
     name, _, argument = spec.partition(":")
     if not name:
-        _fail("--event needs a name: subscribe, CLICK:KEY, SCAN:SCENE, LOCATION:LAT,LNG …")
+        fail("--event needs a name: subscribe, CLICK:KEY, SCAN:SCENE, LOCATION:LAT,LNG …")
     kind = name.lower()
     if kind == "location":
         lat, lng = _lat_lng(argument, "--event LOCATION:")
@@ -106,7 +93,7 @@ def _message_xml(
 ) -> str:
     chosen = [option for option in (location, text, event) if option is not None]
     if len(chosen) != 1:
-        _fail("give exactly one of --location, --text or --event")
+        fail("give exactly one of --location, --text or --event")
     now = int(time.time())
     # WeChat's MsgIds are 64-bit integers of about 17 digits (spec §4).
     msg_id = secrets.randbelow(9 * 10**16) + 10**16
@@ -132,7 +119,7 @@ def _crypt(settings: TianfuSettings, mode: EncryptMode) -> WXBizMsgCrypt | None:
     key, appid, token = wechat.aes_key, wechat.appid, wechat.token
     if key is None or appid is None or token is None:
         if mode is not EncryptMode.plaintext:
-            _fail(f"--encrypt {mode} needs TIANFU_WECHAT_ENCODING_AES_KEY and TIANFU_WECHAT_APPID")
+            fail(f"--encrypt {mode} needs TIANFU_WECHAT_ENCODING_AES_KEY and TIANFU_WECHAT_APPID")
         return None
     return WXBizMsgCrypt(token=token.get_secret_value(), aes_key=key, appid=appid)
 
@@ -141,14 +128,14 @@ def _deliver(client: PushClient, message_xml: str) -> PushResult:
     try:
         return client.send(message_xml)
     except PushFailedError as exc:
-        _fail(f"{client.url}: {exc}", code=1)
+        fail(f"{client.url}: {exc}", code=1)
     except WeChatSignatureError:
-        _fail("the reply's MsgSignature does not match: WeChat would drop it", code=1)
+        fail("the reply's MsgSignature does not match: WeChat would drop it", code=1)
     except WeChatDecryptError as exc:
-        _fail(f"the reply does not decrypt: {exc}", code=1)
+        fail(f"the reply does not decrypt: {exc}", code=1)
     except XmlRejectedError as exc:
         Console(soft_wrap=True, highlight=False).print(Text(SERVICE_UNAVAILABLE_TEXT))
-        _fail(f"the reply is not reply XML ({exc.reason}): WeChat shows the user an error", code=1)
+        fail(f"the reply is not reply XML ({exc.reason}): WeChat shows the user an error", code=1)
 
 
 def _tell_simulator(settings: TianfuSettings, *, openid: str, event: str | None) -> None:
@@ -189,10 +176,10 @@ def send(
     label: Annotated[str, typer.Option(help="Address text of a --location")] = "",
 ) -> None:
     """Push what a user does, as WeChat would, and print the reply as the phone shows it."""
-    settings = _settings()
+    settings = settings_or_fail()
     token = settings.wechat.token
     if token is None:
-        _fail("TIANFU_WECHAT_TOKEN is not set (run `tianfu dev-env` for development secrets)")
+        fail("TIANFU_WECHAT_TOKEN is not set (run `tianfu dev-env` for development secrets)")
     to_user = settings.wechat.account_id or FALLBACK_ACCOUNT_ID
     message_xml = _message_xml(
         location=location, text=text, event=event, label=label, openid=openid, to_user=to_user

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,12 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lbs.cli import wechat_app
 from tianfu import __version__, migrate
+from tianfu.cli_support import fail, settings_or_fail
 from tianfu.db import engine_from_settings, make_session_factory, session_scope
 from tianfu.settings import (
     ConfigurationError,
-    TianfuSettings,
     generate_development_env,
-    get_settings,
 )
 
 # Locals in tracebacks would print settings, secrets included.
@@ -39,19 +37,6 @@ app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to T
 DEFAULT_SIMULATOR_PORT = 8001
 
 console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    # One line, no traceback: this is what an operator sees when a setting is wrong.
-    print(f"tianfu: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _settings() -> TianfuSettings:
-    try:
-        return get_settings()
-    except ConfigurationError as exc:
-        _fail(str(exc))
 
 
 @app.command()
@@ -83,7 +68,7 @@ def serve(
     """Serve the web application with uvicorn."""
     import uvicorn
 
-    settings = _settings()  # fail here, in one line, before uvicorn starts workers
+    settings = settings_or_fail()  # fail here, in one line, before uvicorn starts workers
     uvicorn.run(
         "tianfu.app:create_app",
         factory=True,
@@ -108,13 +93,13 @@ def sim_wechat(
     """The WeChat API (token, customer-service and template messages, OAuth) on loopback."""
     from lbs.simulator import serve_simulator, simulator_config_from_settings
 
-    settings = _settings()
+    settings = settings_or_fail()
     try:
         config = simulator_config_from_settings(
             settings, callback_url=callback_url or f"{settings.public_base_url}/wechat"
         )
     except ConfigurationError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"WeChat simulator on http://{host}:{port} (events to {config.callback_url})")
     serve_simulator(host=host, port=port, config=config)
 
@@ -126,7 +111,7 @@ def coupons_expire() -> None:
     from coupons.service import expire_due
     from tianfu.orm import utcnow
 
-    engine = engine_from_settings(_settings())
+    engine = engine_from_settings(settings_or_fail())
     try:
         with session_scope(make_session_factory(engine)) as session:
             counts = expire_due(session, utcnow())
@@ -140,7 +125,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = engine_from_settings(_settings())
+    engine = engine_from_settings(settings_or_fail())
     migrate.upgrade(engine, revision)
     console.print(f"database at {migrate.current_revision(engine)}")
     engine.dispose()
@@ -149,7 +134,7 @@ def db_upgrade(
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision")]) -> None:
     """Revert migrations down to REVISION ("base" removes every table)."""
-    engine = engine_from_settings(_settings())
+    engine = engine_from_settings(settings_or_fail())
     migrate.downgrade(engine, revision)
     console.print(f"database at {migrate.current_revision(engine) or 'base'}")
     engine.dispose()
@@ -158,7 +143,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision")
 @db_app.command("current")
 def db_current() -> None:
     """Print the revision the database is at."""
-    engine = engine_from_settings(_settings())
+    engine = engine_from_settings(settings_or_fail())
     print(migrate.current_revision(engine) or "base")
     engine.dispose()
 
@@ -173,10 +158,10 @@ def seed_demo_command(
     """Build the deterministic Chengdu demo data set (re-running adds only what is missing)."""
     from tianfu.seed import DemoSeedMismatchError, seed_demo
 
-    settings = _settings()
+    settings = settings_or_fail()
     engine = engine_from_settings(settings)
     if migrate.current_revision(engine) != migrate.head_revision():
-        _fail("the database schema is not at head: run `tianfu db upgrade` first")
+        fail("the database schema is not at head: run `tianfu db upgrade` first")
     started = time.perf_counter()
     progress = Progress(
         TextColumn("[bold]seeding stores"),
@@ -194,7 +179,7 @@ def seed_demo_command(
             )
             progress.update(task, completed=stores)
     except DemoSeedMismatchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     engine.dispose()
     console.print(
         f"demo data: {report.stores_created} stores and {report.merchants_created} merchants "
@@ -232,8 +217,8 @@ def nearby(
         )  # fmt: skip
     except ValidationError as exc:
         problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid query: {problems}")
-    engine = engine_from_settings(_settings())
+        fail(f"invalid query: {problems}")
+    engine = engine_from_settings(settings_or_fail())
     factory = make_session_factory(engine)
     live_index = LiveStoreIndex(factory)
     live_index.build()
@@ -241,7 +226,7 @@ def nearby(
         with factory() as session:
             stores = find_nearby(session, live_index, query)
     except TianfuError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     finally:
         engine.dispose()
     table = Table(title=f"{len(stores)} stores within {query.radius_m} m of ({lat}, {lng}) {coord}")

@@ -32,11 +32,6 @@ from tianfu.db import create_db_engine, make_session_factory, session_scope
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def town(
     backend: str, tmp_path_factory: pytest.TempPathFactory, postgres_databases: PostgresDatabases

@@ -16,7 +16,6 @@ import lbs.nearby
 from lbs.models import InboundPush, ReplyDelivery
 from lbs.simulator import SimulatorConfig
 from lbs.wechat_push import location_message_xml
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.http import asgi_client
 from tests.lbs.sim_helpers import RunningSimulator, running_simulator
 from tests.lbs.wechat_support import (
@@ -29,7 +28,6 @@ from tests.lbs.wechat_support import (
     TOKEN,
     Pusher,
     Town,
-    build_town,
     next_msg_id,
     wechat_settings,
 )
@@ -40,18 +38,6 @@ pytestmark = pytest.mark.anyio
 
 BUDGET_S = 0.3
 SLOWNESS_S = 1.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def town(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, postgres_databases: PostgresDatabases
-) -> Town:
-    return build_town(new_database_url(backend, tmp_path_factory.mktemp("wx"), postgres_databases))
 
 
 @pytest.fixture

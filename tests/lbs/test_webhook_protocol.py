@@ -20,7 +20,6 @@ from lbs.models import InboundPush, UserLocation
 from lbs.wechat_push import EncryptMode, location_message_xml, read_reply, text_message_xml
 from lbs.wxcrypto import msg_signature, plain_signature
 from lbs.wxxml import parse_xml
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.http import asgi_client
 from tests.lbs.wechat_support import (
     ACCOUNT_ID,
@@ -29,7 +28,6 @@ from tests.lbs.wechat_support import (
     Pusher,
     Town,
     account_crypt,
-    build_town,
     next_msg_id,
     wechat_settings,
 )
@@ -50,18 +48,6 @@ def _vectors() -> dict[str, Any]:
 def _vector(group: str, vector_id: str) -> dict[str, Any]:
     found: dict[str, Any] = next(v for v in _vectors()[group] if v["id"] == vector_id)
     return found
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def town(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, postgres_databases: PostgresDatabases
-) -> Town:
-    return build_town(new_database_url(backend, tmp_path_factory.mktemp("wx"), postgres_databases))
 
 
 AppFactory = Callable[..., FastAPI]

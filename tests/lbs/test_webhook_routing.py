@@ -19,7 +19,6 @@ from lbs.links import read_nearby_token
 from lbs.models import InboundPush, LocationSource, ReplyDelivery, UserLocation
 from lbs.wechat_push import event_xml, location_message_xml, text_message_xml
 from lbs.wxxml import parse_xml
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.http import asgi_client
 from tests.lbs.wechat_support import (
     ACCOUNT_ID,
@@ -28,7 +27,6 @@ from tests.lbs.wechat_support import (
     Pusher,
     Town,
     articles_of,
-    build_town,
     next_msg_id,
     wechat_settings,
 )
@@ -38,18 +36,6 @@ from tianfu.db import create_db_engine, make_session_factory
 pytestmark = pytest.mark.anyio
 
 _users = itertools.count(1)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def town(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, postgres_databases: PostgresDatabases
-) -> Town:
-    return build_town(new_database_url(backend, tmp_path_factory.mktemp("wx"), postgres_databases))
 
 
 @pytest.fixture

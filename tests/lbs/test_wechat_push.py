@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import lbs.cli
+import tianfu.cli_support
 from lbs.cli import DEFAULT_OPENID, wechat_app
 from lbs.config import decode_encoding_aes_key
 from lbs.wechat_push import (
@@ -570,7 +570,7 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.chdir(tmp_path)  # no stray .env
 
     def use(settings: TianfuSettings) -> None:
-        monkeypatch.setattr(lbs.cli, "get_settings", lambda: settings)
+        monkeypatch.setattr(tianfu.cli_support, "get_settings", lambda: settings)
 
     return use
 
@@ -694,7 +694,7 @@ def test_cli_configuration_error_exits_2(monkeypatch: pytest.MonkeyPatch) -> Non
     def broken() -> TianfuSettings:
         raise ConfigurationError("invalid configuration: TIANFU_WECHAT_TOKEN: bad")
 
-    monkeypatch.setattr(lbs.cli, "get_settings", broken)
+    monkeypatch.setattr(tianfu.cli_support, "get_settings", broken)
     result = runner.invoke(wechat_app, ["send", "--text", "hi"])
     assert result.exit_code == 2
     assert result.stderr == "tianfu: invalid configuration: TIANFU_WECHAT_TOKEN: bad\n"

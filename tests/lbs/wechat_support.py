@@ -10,9 +10,9 @@ from xml.etree.ElementTree import Element
 
 import httpx
 from defusedxml.ElementTree import fromstring
-from lbs.wechat_push import EncryptMode, build_push, read_reply
 
 from lbs.config import decode_encoding_aes_key
+from lbs.wechat_push import EncryptMode, build_push, read_reply
 from lbs.wxcrypto import WXBizMsgCrypt
 from tianfu.settings import TianfuSettings, load_settings
 
