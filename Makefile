@@ -46,9 +46,11 @@ run: $(STAMP) system-deps-run
 test: $(STAMP) system-deps-test postgres
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# No cache: ruff decides first- vs third-party imports by what exists on disk, and a cached
+# verdict from before a module existed can hide an import-order error that CI then finds.
 check: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy
 
 bench: $(STAMP) system-deps-test postgres
