@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from coupons import api as coupons_api
+from coupons import pages as coupons_pages
 from coupons.lookup import OfferCatalog
 from lbs import api as lbs_api
 from lbs import h5_session, webhook
@@ -89,6 +91,8 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(webhook.router)
     app.include_router(h5_session.router)
     app.include_router(lbs_pages.router)
+    app.include_router(coupons_api.router)
+    app.include_router(coupons_pages.router)
     app.mount(
         h5_session.STATIC_URL_PREFIX,
         StaticFiles(directory=h5_session.STATIC_DIR),

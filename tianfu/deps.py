@@ -22,5 +22,7 @@ def get_app_settings(request: Request) -> TianfuSettings:
     return settings
 
 
-DbSession = Annotated[Session, Depends(get_db_session)]
+# Function scope: the transaction commits when the route returns, before the answer is sent, so
+# a client is never told "done" about a write whose commit then fails.
+DbSession = Annotated[Session, Depends(get_db_session, scope="function")]
 AppSettings = Annotated[TianfuSettings, Depends(get_app_settings)]
