@@ -29,7 +29,20 @@ from typing import Any, cast
 
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
-from sqlalchemy import CursorResult, Table, and_, case, false, func, null, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -100,8 +113,18 @@ def claim(
     is_new_customer: bool = False,
 ) -> Claim:
     _lock_sqlite(session)
-    if (earlier := _by_request(session, openid, client_request_id, offer_id)) is not None:
+    # One narrow query answers most requests of a busy offer: a repeat of an earlier request,
+    # or an offer already sold out or not active; only what remains reads the whole offer.
+    precheck = session.execute(
+        _PRECHECK, {"offer_id": offer_id, "openid": openid, "request_id": client_request_id}
+    ).one_or_none()
+    if precheck is None:
+        raise errors.OfferNotFoundError(f"优惠 {offer_id} 不存在")
+    if precheck.earlier_id is not None:
+        earlier = _by_request(session, openid, client_request_id, offer_id)
+        assert earlier is not None
         return earlier
+    _refuse_early(precheck)
     offer = get_offer(session, offer_id, fresh=True, with_scope=False)
     _check_claimable(session, offer, openid=openid, now=now, is_new_customer=is_new_customer)
     _check_geo(session, offer, lat_gcj02, lng_gcj02)
@@ -123,6 +146,36 @@ def claim(
             if attempt == _CODE_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+# The offer's counters, and the coupon an earlier request with this id issued (of any offer:
+# reusing a request id for another offer is refused by _by_request).
+_PRECHECK = select(
+    Offer.status,
+    Offer.claimed_count,
+    Offer.total_stock,
+    Offer.claimed_fen,
+    Offer.max_benefit_fen,
+    Offer.budget_fen,
+    select(Claim.id)
+    .where(
+        Claim.openid == bindparam("openid"),
+        Claim.client_request_id == bindparam("request_id"),
+    )
+    .scalar_subquery()
+    .label("earlier_id"),
+).where(Offer.id == bindparam("offer_id"))
+
+
+def _refuse_early(row: Row[Any]) -> None:
+    """The refusals the offer's counters decide, before reading the offer; the conditional
+    UPDATE that takes stock checks them again atomically."""
+    if row.status is not OfferStatus.active:
+        raise errors.OfferNotActiveError("该优惠未开始或已结束")
+    if row.claimed_count >= row.total_stock:
+        raise errors.CouponOutOfStockError("优惠券已抢光")
+    if row.claimed_fen + row.max_benefit_fen > row.budget_fen:
+        raise errors.CouponBudgetExhaustedError("活动预算已用完，优惠券已抢光")
 
 
 def _by_request(

@@ -160,14 +160,24 @@ def read_session_value(
     settings: TianfuSettings, value: str, *, clock: Clock = time.time
 ) -> str | None:
     """The openid in a session cookie, or None if it is forged, malformed or idle too long."""
+    found = read_session(settings, value, clock=clock)
+    return found[0] if found is not None else None
+
+
+def read_session(
+    settings: TianfuSettings, value: str, *, clock: Clock = time.time
+) -> tuple[str, float] | None:
+    """(openid, seconds since the cookie was signed), or None as for `read_session_value`."""
     try:
-        payload = _session_serializer(settings, clock).loads(
-            value, max_age=settings.wechat.h5_session_idle_s
+        payload, signed_at = _session_serializer(settings, clock).loads(
+            value, max_age=settings.wechat.h5_session_idle_s, return_timestamp=True
         )
     except BadSignature:  # SignatureExpired is a BadSignature: an idle session is no session
         return None
     openid = payload.get("openid") if isinstance(payload, dict) else None
-    return openid if isinstance(openid, str) and openid else None
+    if not (isinstance(openid, str) and openid):
+        return None
+    return openid, max(0.0, clock() - signed_at.timestamp())
 
 
 def session_cookie_header(settings: TianfuSettings, openid: str, *, clock: Clock) -> str:
@@ -204,6 +214,10 @@ CurrentOpenid = Annotated[str | None, Depends(current_openid)]
 WeChatUser = Annotated[str, Depends(require_wechat_user)]
 
 
+def _renewal_age_s(settings: TianfuSettings) -> float:
+    return min(60.0, settings.wechat.h5_session_idle_s / 10)
+
+
 class H5SessionMiddleware:
     """Renews a valid session cookie on every request, so the session ends only after
     `h5_session_idle_s` without a request. A response that sets the cookie itself (the OAuth
@@ -223,7 +237,15 @@ class H5SessionMiddleware:
             return
         settings: TianfuSettings = scope["app"].state.settings
         clock = app_clock(scope["app"])
-        openid = read_session_value(settings, value, clock=clock)
+        found = read_session(settings, value, clock=clock)
+        openid = found[0] if found is not None else None
+        # Checked once per request: current_openid finds the answer in the request's state.
+        scope.setdefault("state", {})["h5_openid"] = openid
+        # Re-signing on every request would cost every request; a cookie is renewed once it is
+        # a little old, which moves the idle deadline by at most that little.
+        if found is None or found[1] < _renewal_age_s(settings):
+            await self.app(scope, receive, send)
+            return
 
         async def send_renewed(message: Message) -> None:
             if message["type"] == "http.response.start" and openid is not None:
