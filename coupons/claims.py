@@ -25,14 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
 from sqlalchemy import (
     CursorResult,
+    Integer,
     Row,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -46,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from coupons import errors, points
 from coupons.codes import is_valid_code, new_code, normalise_code
@@ -261,16 +265,9 @@ def _expires_at(offer: Offer, now: datetime) -> datetime | None:
 def _issue(
     session: Session, offer: Offer, openid: str, client_request_id: str, now: datetime
 ) -> Claim:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     counted = session.execute(
-        insert(_USER_COUNTS)
-        .values(offer_id=offer.id, openid=openid, claimed=1)
-        .on_conflict_do_update(
-            index_elements=[_USER_COUNTS.c.offer_id, _USER_COUNTS.c.openid],
-            set_={"claimed": _USER_COUNTS.c.claimed + 1},
-            where=_USER_COUNTS.c.claimed < offer.per_user_limit,
-        )
-        .returning(_USER_COUNTS.c.claimed)
+        _count_statement(session.get_bind().dialect.name),
+        {"p_offer_id": offer.id, "p_openid": openid, "p_limit": offer.per_user_limit},
     ).scalar_one_or_none()
     if counted is None:
         raise errors.CouponLimitReachedError(f"每人限领{offer.per_user_limit}张，您已领过")
@@ -300,18 +297,36 @@ def _issue(
     return coupon
 
 
-def _take_stock(session: Session, offer: Offer, now: datetime) -> None:
+@lru_cache(maxsize=2)
+def _count_statement(dialect: str) -> ReturningInsert[tuple[int]]:
+    # Built once per backend and run with parameters: building it costs more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    counts = _USER_COUNTS.c
+    return (
+        insert(_USER_COUNTS)
+        .values(offer_id=bindparam("p_offer_id"), openid=bindparam("p_openid"), claimed=1)
+        .on_conflict_do_update(
+            index_elements=[counts.offer_id, counts.openid],
+            set_={"claimed": counts.claimed + 1},
+            where=counts.claimed < bindparam("p_limit"),
+        )
+        .returning(counts.claimed)
+    )
+
+
+def _take_stock_statement() -> Update:
     o = _OFFERS.c
-    day = shanghai_day(now)
+    # Parameter names differ from column names: SQLAlchemy reserves those in UPDATE … SET.
+    day = bindparam("p_day", type_=Integer)
     # In SET, every column reads the row as it was, so both CASEs see the old day_key.
     same_day = o.day_key >= day
-    taken = session.execute(
+    return (
         update(_OFFERS)
         .where(
-            o.id == offer.id,
+            o.id == bindparam("p_offer_id"),
             o.status == OfferStatus.active,
             # Terms edited since we read them would make reserved_fen and the checks stale.
-            o.terms_version == offer.terms_version,
+            o.terms_version == bindparam("p_terms_version"),
             o.claimed_count < o.total_stock,
             o.claimed_fen + o.max_benefit_fen <= o.budget_fen,
             or_(o.per_day_limit.is_(None), o.day_key < day, o.day_claimed < o.per_day_limit),
@@ -324,6 +339,21 @@ def _take_stock(session: Session, offer: Offer, now: datetime) -> None:
             # A claim is not an edit of the offer: keep updated_at (its onupdate would fire).
             updated_at=o.updated_at,
         )
+    )
+
+
+_TAKE_STOCK = _take_stock_statement()
+
+
+def _take_stock(session: Session, offer: Offer, now: datetime) -> None:
+    o = _OFFERS.c
+    taken = session.execute(
+        _TAKE_STOCK,
+        {
+            "p_offer_id": offer.id,
+            "p_terms_version": offer.terms_version,
+            "p_day": shanghai_day(now),
+        },
     )
     session.expire(offer, ["claimed_count", "claimed_fen", "day_key", "day_claimed"])
     if _rowcount(taken) == 1:
