@@ -16,7 +16,7 @@ from typing import Any
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from coupons.errors import (
@@ -41,7 +41,7 @@ from coupons.schemas import GeoPointGcj02, OfferCreate, OfferUpdate, TimeWindowI
 from merchants.errors import MerchantNotFoundError
 from merchants.models import Merchant, Store
 from tianfu.geo import STORAGE_SRID
-from tianfu.orm import utcnow
+from tianfu.orm import UTCDateTime, utcnow
 
 STATUS_ZH = {
     OfferStatus.draft: "草稿",
@@ -119,6 +119,23 @@ def offer_figures(session: Session, offer_id: int) -> OfferFigures:
     )
 
 
+# Built once: this runs for nearby answers and WeChat replies, where building it per call costs
+# more than running it.
+_ACTIVE_OFFERS_OF_STORES = (
+    select(Store.id, Offer)
+    .join(Offer, Offer.merchant_id == Store.merchant_id)
+    .where(
+        Store.id.in_(bindparam("store_ids", expanding=True)),
+        Offer.status == OfferStatus.active,
+        or_(Offer.valid_until.is_(None), Offer.valid_until > bindparam("now", type_=UTCDateTime())),
+        Offer.claimed_count < Offer.total_stock,
+        Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
+    )
+    .options(selectinload(Offer.scope))
+    .order_by(Store.id, Offer.id)
+)
+
+
 def active_offers_for_stores(
     session: Session, store_ids: Collection[int], now: datetime
 ) -> dict[int, list[OfferTerms]]:
@@ -131,19 +148,7 @@ def active_offers_for_stores(
     result: dict[int, list[OfferTerms]] = {store_id: [] for store_id in store_ids}
     if not result:
         return result
-    rows = session.execute(
-        select(Store.id, Offer)
-        .join(Offer, Offer.merchant_id == Store.merchant_id)
-        .where(
-            Store.id.in_(result),
-            Offer.status == OfferStatus.active,
-            or_(Offer.valid_until.is_(None), Offer.valid_until > now),
-            Offer.claimed_count < Offer.total_stock,
-            Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
-        )
-        .options(selectinload(Offer.scope))
-        .order_by(Store.id, Offer.id)
-    ).all()
+    rows = session.execute(_ACTIVE_OFFERS_OF_STORES, {"store_ids": list(result), "now": now}).all()
     terms_by_offer: dict[int, OfferTerms] = {}
     for store_id, offer in rows:
         terms = terms_by_offer.get(offer.id)
