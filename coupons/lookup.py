@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from coupons.rules import ApplyContext, OfferTerms, best_offer
 from coupons.schemas import OfferBrief
-from coupons.service import active_offers_for_stores
+from coupons.service import active_offers_for_stores, merchants_with_active_offers
 
 DEFAULT_TTL_S = 2.0
 _MAX_ENTRIES = 200_000
@@ -56,15 +56,26 @@ def _choose(
 
 
 class OfferCatalog:
-    """`best_offers` with each store's claimable offers remembered for `ttl_s` seconds."""
+    """`best_offers` with each store's claimable offers remembered for `ttl_s` seconds.
+
+    Most stores have no offer at all. Given `merchant_of` (a store's merchant, as this worker's
+    store index knows it), the catalog also remembers which merchants have an active offer and
+    asks the database only about the stores of those merchants.
+    """
 
     def __init__(
-        self, *, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        merchant_of: Callable[[int], int | None] | None = None,
     ) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
+        self._merchant_of = merchant_of
         self._lock = threading.Lock()
         self._entries: dict[int, tuple[float, list[OfferTerms]]] = {}
+        self._merchants: tuple[float, frozenset[int]] = (float("-inf"), frozenset())
 
     def __call__(
         self, session: Session, *, store_ids: Sequence[int], openid: str | None, now: datetime
@@ -84,6 +95,9 @@ class OfferCatalog:
                     found[store_id] = entry[1]
                 else:
                     missing.append(store_id)
+        if missing and self._merchant_of is not None:
+            merchants = self._merchants_with_offers(session, moment)
+            missing = [i for i in missing if self._merchant_of(i) in merchants]
         if missing:
             fetched = active_offers_for_stores(session, missing, now)
             expires = moment + self._ttl_s
@@ -94,3 +108,11 @@ class OfferCatalog:
                     self._entries[store_id] = (expires, offers)
             found.update(fetched)
         return found
+
+    def _merchants_with_offers(self, session: Session, moment: float) -> frozenset[int]:
+        expires, merchants = self._merchants
+        if expires > moment:
+            return merchants
+        merchants = merchants_with_active_offers(session)
+        self._merchants = (moment + self._ttl_s, merchants)
+        return merchants

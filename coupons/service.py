@@ -136,6 +136,15 @@ _ACTIVE_OFFERS_OF_STORES = (
 )
 
 
+def merchants_with_active_offers(session: Session) -> frozenset[int]:
+    """The merchants that have at least one active offer (a small set, read in one query)."""
+    return frozenset(
+        session.scalars(
+            select(Offer.merchant_id).where(Offer.status == OfferStatus.active).distinct()
+        )
+    )
+
+
 def active_offers_for_stores(
     session: Session, store_ids: Collection[int], now: datetime
 ) -> dict[int, list[OfferTerms]]:

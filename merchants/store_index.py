@@ -204,6 +204,10 @@ class LiveStoreIndex:
 
     # --- queries ---------------------------------------------------------------------------
 
+    def merchant_of(self, store_id: int) -> int | None:
+        facts = self._facts.get(store_id)
+        return facts.merchant_id if facts is not None else None
+
     def position(self, store_id: int) -> tuple[float, float] | None:
         """(lat, lng) in GCJ-02 as this worker's index has it."""
         return self._index.position(store_id)

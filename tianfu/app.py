@@ -40,7 +40,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         else None
     )
     store_cards = StoreCards(store_index)
-    offer_catalog = OfferCatalog()
+    offer_catalog = OfferCatalog(merchant_of=store_index.merchant_of)
     push_handler = PushHandler(
         settings=settings,
         session_factory=session_factory,

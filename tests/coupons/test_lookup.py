@@ -37,3 +37,42 @@ def test_catalog_agrees_with_a_fresh_lookup_and_expires(db_session: Session) -> 
     assert store.id in catalog(db_session, store_ids=[store.id], openid=None, now=now)
     clock.now += 1.5  # past it: read again, no longer advertised
     assert catalog(db_session, store_ids=[store.id], openid=None, now=now) == {}
+
+
+def test_catalog_asks_only_about_stores_whose_merchant_has_offers(db_session: Session) -> None:
+    from typing import Any
+
+    from sqlalchemy import event
+
+    generous = make_merchant(db_session)
+    plain = make_merchant(db_session, name="无优惠小店")
+    with_offer = make_store(db_session, merchant=generous)
+    without = make_store(db_session, merchant=plain, name="无优惠小店(一店)")
+    make_offer(db_session, merchant=generous, title_zh="立减10元")
+    merchants = {with_offer.id: generous.id, without.id: plain.id}
+    now = datetime.now(UTC)
+    clock = FakeClock()
+    catalog = OfferCatalog(ttl_s=2.0, clock=clock, merchant_of=merchants.get)
+
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    connection = db_session.connection()
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        both = catalog(db_session, store_ids=[with_offer.id, without.id], openid=None, now=now)
+        assert both == best_offers(
+            db_session, store_ids=[with_offer.id, without.id], openid=None, now=now
+        )
+        assert set(both) == {with_offer.id}
+        statements.clear()
+        clock.now += 3.0  # everything expired: the merchants are read again, stores are not
+        catalog(db_session, store_ids=[without.id], openid=None, now=now)
+        assert len(statements) == 1
+        statements.clear()
+        catalog(db_session, store_ids=[without.id], openid=None, now=now)
+        assert statements == []  # within the time to live: no query at all
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
