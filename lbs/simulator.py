@@ -477,15 +477,22 @@ def _custom_message_error(body: dict[str, Any]) -> WeChatError | None:
     return (40008, "invalid message type")
 
 
-async def post_custom_send(request: Request) -> Response:
-    sim = _sim(request)
-    if (injected := await _injected(request, "custom_send")) is not None:
+async def _authorised_body(request: Request, endpoint: str) -> dict[str, Any] | Response:
+    """What every POST API shares: an injected fault, the access token, a JSON object body."""
+    if (injected := await _injected(request, endpoint)) is not None:
         return injected
-    if (refused := sim.check_access_token(request.query_params.get("access_token"))) is not None:
+    token = request.query_params.get("access_token")
+    if (refused := _sim(request).check_access_token(token)) is not None:
         return _error(refused)
     body = await _json_body(request)
-    if body is None:
-        return _error(DATA_FORMAT)
+    return _error(DATA_FORMAT) if body is None else body
+
+
+async def post_custom_send(request: Request) -> Response:
+    sim = _sim(request)
+    body = await _authorised_body(request, "custom_send")
+    if isinstance(body, Response):
+        return body
     if (invalid := _custom_message_error(body)) is not None:
         return _error(invalid)
     if (closed := sim.use_customer_service_quota(body["touser"])) is not None:
@@ -514,13 +521,9 @@ def _as_shown(data: dict[str, dict[str, str]]) -> dict[str, str]:
 
 async def post_template_send(request: Request) -> Response:
     sim = _sim(request)
-    if (injected := await _injected(request, "template_send")) is not None:
-        return injected
-    if (refused := sim.check_access_token(request.query_params.get("access_token"))) is not None:
-        return _error(refused)
-    body = await _json_body(request)
-    if body is None:
-        return _error(DATA_FORMAT)
+    body = await _authorised_body(request, "template_send")
+    if isinstance(body, Response):
+        return body
     if (invalid := _template_error(body)) is not None:
         return _error(invalid)
     openid = body["touser"]
