@@ -119,10 +119,7 @@ def claim(
     _lock_sqlite(session)
     # One narrow query answers most requests of a busy offer: a repeat of an earlier request,
     # or an offer already sold out or not active; only what remains reads the whole offer.
-    params = {"offer_id": offer_id, "openid": openid, "request_id": client_request_id}
-    precheck = session.connection().execute(_PRECHECK, params).one_or_none()
-    if precheck is None:
-        raise errors.OfferNotFoundError(f"优惠 {offer_id} 不存在")
+    precheck = _precheck(session, offer_id, openid, client_request_id)
     if precheck.earlier_id is not None:
         earlier = _by_request(session, openid, client_request_id, offer_id)
         assert earlier is not None
@@ -170,6 +167,26 @@ _PRECHECK = select(
     .scalar_subquery()
     .label("earlier_id"),
 ).where(_OFFERS.c.id == bindparam("offer_id"))
+
+
+def refuse_early(session: Session, *, offer_id: int, openid: str, client_request_id: str) -> None:
+    """Raise the refusal the offer's counters already decide (unknown, inactive, sold out),
+    reading one row and writing nothing, so it may run before any transaction (in autocommit on
+    PostgreSQL: one round trip for the many requests that reach a sold-out offer). A repeat of an
+    earlier request is never refused here: `claim` returns its coupon."""
+    precheck = _precheck(session, offer_id, openid, client_request_id)
+    if precheck.earlier_id is None:
+        _refuse_early(precheck)
+
+
+def _precheck(
+    session: Session, offer_id: int, openid: str, client_request_id: str
+) -> Row[*tuple[Any, ...]]:
+    params = {"offer_id": offer_id, "openid": openid, "request_id": client_request_id}
+    precheck = session.connection().execute(_PRECHECK, params).one_or_none()
+    if precheck is None:
+        raise errors.OfferNotFoundError(f"优惠 {offer_id} 不存在")
+    return precheck
 
 
 def _refuse_early(row: Row[*tuple[Any, ...]]) -> None:

@@ -40,6 +40,13 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         else None
     )
     store_cards = StoreCards(store_index)
+    # PostgreSQL only: sessions whose statements each commit on their own, for hot paths that
+    # only read, or write in one statement (SQLite's BEGIN handling in tianfu.db rules it out).
+    autocommit_session_factory = (
+        make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        if engine.dialect.name == "postgresql"
+        else None
+    )
     offer_catalog = OfferCatalog(merchant_of=store_index.merchant_of)
     push_handler = PushHandler(
         settings=settings,
@@ -47,11 +54,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
         store_index=store_index,
         offers=offer_catalog,
         store_cards=store_cards,
-        read_session_factory=(
-            make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-            if engine.dialect.name == "postgresql"
-            else None
-        ),
+        read_session_factory=autocommit_session_factory,
         send_customer_message=customer_service_sender(wechat_client) if wechat_client else None,
     )
     # WeChat pushes are handled in these threads, so a reply that overruns the 5 s window can
@@ -74,6 +77,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.autocommit_session_factory = autocommit_session_factory
     app.state.store_index = store_index
     app.state.offer_lookup = offer_catalog
     app.state.store_cards = store_cards
