@@ -13,16 +13,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
-from typing import cast
+from functools import partial
 
-from sqlalchemy import Table, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.dml import ReturningInsert
 
 from lbs import replies
 from lbs.client import WeChatClient, record_template_result
@@ -33,6 +30,14 @@ from lbs.locations import LocationUpdate, fresh_location
 from lbs.models import InboundPush, LocationSource, ReplyDelivery
 from lbs.nearby import StoreCards, category_ids_for, find_neighbours, store_details
 from lbs.offers import OfferLookup
+from lbs.push_log import (
+    SUCCESS,
+    PushClaim,
+    claim_push,
+    claim_with_location,
+    fits_one_statement,
+    stored_reply,
+)
 from lbs.replies import ArticleDraft, NearestFar
 from lbs.schemas import MAX_RADIUS_M, NearbyQuery
 from lbs.wxxml import Article, IncomingMessage, news_reply, text_reply
@@ -43,7 +48,6 @@ from tianfu.settings import TianfuSettings
 
 logger = logging.getLogger(__name__)
 
-SUCCESS = "success"
 NEARBY_MENU_KEYS = frozenset({"NEARBY_OFFERS", "附近优惠", "NEARBY"})
 MY_COUPONS_MENU_KEYS = frozenset({"MY_COUPONS", "我的券", "我的优惠券"})
 STORE_SCENE_PREFIX = "store_"
@@ -65,7 +69,6 @@ class Reply:
 
 
 SILENT = Reply()
-_PUSHES = cast(Table, InboundPush.__table__)
 Effect = Callable[[Session], None]
 
 
@@ -122,13 +125,13 @@ class PushHandler:
             reply_xml = render(reply, message, now)
             delivery = _delivery(reply, handoff)
             claim = PushClaim(message, now, reply_xml, delivery)
-            if self.read_session_factory is not None and _fits_one_statement(effects):
+            if self.read_session_factory is not None and fits_one_statement(effects):
                 # PostgreSQL, autocommit: the claim and the location in one statement, one
                 # round trip, atomic as every statement is.
                 location = effects[0] if effects else None
                 assert location is None or isinstance(location, LocationUpdate)
-                if not _claim_in_one_statement(session, claim, location):
-                    return _stored_reply(session, message.dedup_key)
+                if not claim_with_location(session, claim, location):
+                    return stored_reply(session, message.dedup_key)
             else:
                 session.commit()  # end the reads: see _write for why
                 stored = self._write(claim, effects)
@@ -145,8 +148,8 @@ class PushHandler:
         read transaction cannot turn into a write one once another process has written since
         it began (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not retry)."""
         with self.session_factory() as session, session.begin():
-            if not _claim(session, claim):
-                return _stored_reply(session, claim.message.dedup_key)
+            if not claim_push(session, claim):
+                return stored_reply(session, claim.message.dedup_key)
             for effect in effects:
                 effect(session)
         return None
@@ -446,109 +449,6 @@ def _delivery(reply: Reply, handoff: Handoff | None) -> ReplyDelivery:
     if handoff is None or handoff.claim_passive():
         return ReplyDelivery.passive
     return ReplyDelivery.customer_service
-
-
-@lru_cache(maxsize=2)
-def _claim_statement(dialect: str) -> ReturningInsert[tuple[int]]:
-    # Built once per backend and executed with parameters: building an INSERT with literal
-    # values on every push costs more than running it.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_PUSHES)
-        .on_conflict_do_nothing(index_elements=[_PUSHES.c.dedup_key])
-        .returning(_PUSHES.c.id)
-    )
-
-
-@dataclass(frozen=True)
-class PushClaim:
-    message: IncomingMessage
-    received_at: datetime
-    reply_xml: str
-    delivery: ReplyDelivery
-
-    def row(self) -> dict[str, object]:
-        message = self.message
-        return {
-            "dedup_key": message.dedup_key,
-            "openid": message.from_user[:64],
-            "msg_type": message.msg_type[:32],
-            "event": message.event[:64] if message.event else None,
-            "received_at": self.received_at,
-            "reply_xml": self.reply_xml,
-            "delivery": self.delivery,
-        }
-
-
-def _claim(session: Session, claim: PushClaim) -> bool:
-    """Insert the push with its reply; False if another attempt got there first. A concurrent
-    attempt's insert waits here until the first commits (PostgreSQL waits on the unique index,
-    SQLite on its write lock), then finds the row."""
-    statement = _claim_statement(session.get_bind().dialect.name)
-    return session.connection().execute(statement, claim.row()).scalar_one_or_none() is not None
-
-
-def _fits_one_statement(effects: Sequence[Effect]) -> bool:
-    return not effects or (len(effects) == 1 and isinstance(effects[0], LocationUpdate))
-
-
-# The claim and, only if it is new, the user's location: PostgreSQL runs both inserts of this
-# one statement atomically, and the second sees the first's RETURNING rows, so a retry (whose
-# claim inserts nothing) moves nothing either.
-_CLAIM_AND_LOCATE = text(
-    """
-    WITH claimed AS (
-        INSERT INTO wechat_inbound
-            (dedup_key, openid, msg_type, event, received_at, reply_xml, delivery)
-        VALUES
-            (:dedup_key, :openid, :msg_type, :event, :received_at, :reply_xml, :delivery)
-        ON CONFLICT (dedup_key) DO NOTHING
-        RETURNING id
-    ), located AS (
-        INSERT INTO wechat_user_locations AS known
-            (openid, lat_gcj02, lng_gcj02, precision_m, label, source, reported_at)
-        SELECT CAST(:loc_openid AS varchar), CAST(:lat_gcj02 AS double precision),
-               CAST(:lng_gcj02 AS double precision), CAST(:precision_m AS double precision),
-               CAST(:label AS varchar), CAST(:source AS varchar),
-               CAST(:reported_at AS timestamptz)
-        FROM claimed
-        WHERE CAST(:loc_openid AS varchar) IS NOT NULL
-        ON CONFLICT (openid) DO UPDATE SET
-            lat_gcj02 = excluded.lat_gcj02, lng_gcj02 = excluded.lng_gcj02,
-            precision_m = excluded.precision_m, label = excluded.label,
-            source = excluded.source, reported_at = excluded.reported_at
-        WHERE known.reported_at <= excluded.reported_at
-    )
-    SELECT id FROM claimed
-    """
-)
-
-
-def _claim_in_one_statement(
-    session: Session, claim: PushClaim, location: LocationUpdate | None
-) -> bool:
-    row: dict[str, object] = claim.row()
-    row["delivery"] = claim.delivery.value
-    located = location.values() if location is not None else {}
-    row |= {
-        "loc_openid": located.get("openid"),
-        "lat_gcj02": located.get("lat_gcj02"),
-        "lng_gcj02": located.get("lng_gcj02"),
-        "precision_m": located.get("precision_m"),
-        "label": located.get("label"),
-        "source": location.source.value if location is not None else None,
-        "reported_at": located.get("reported_at"),
-    }
-    return session.connection().execute(_CLAIM_AND_LOCATE, row).scalar_one_or_none() is not None
-
-
-def _stored_reply(session: Session, dedup_key: str) -> str:
-    row = session.execute(
-        select(InboundPush.reply_xml, InboundPush.delivery).where(
-            InboundPush.dedup_key == dedup_key
-        )
-    ).one()
-    return row.reply_xml if row.delivery is ReplyDelivery.passive else SUCCESS
 
 
 def render(reply: Reply, message: IncomingMessage, now: datetime) -> str:

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from lbs.config import WeChatSettings
-from lbs.dispatch import SUCCESS, Handoff, PushHandler
+from lbs.dispatch import Handoff, PushHandler
+from lbs.push_log import SUCCESS
 from lbs.wxcrypto import (
     WeChatDecryptError,
     WXBizMsgCrypt,
