@@ -46,7 +46,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -68,6 +67,7 @@ from merchants.errors import StoreNotFoundError
 from merchants.models import Store, StoreStatus
 from merchants.opening_hours import SHANGHAI
 from spatial_index.geometry import haversine_m
+from tianfu.db import upsert_insert
 from tianfu.errors import InvalidInputError
 from tianfu.geo import CoordinateRangeError, check_lat_lng
 
@@ -318,9 +318,9 @@ def _issue(
 @lru_cache(maxsize=2)
 def _count_statement(dialect: str) -> ReturningInsert[tuple[int]]:
     # Built once per backend and run with parameters: building it costs more than running it.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(dialect)
     counts = _USER_COUNTS.c
-    return (
+    statement: ReturningInsert[tuple[int]] = (
         insert(_USER_COUNTS)
         .values(offer_id=bindparam("p_offer_id"), openid=bindparam("p_openid"), claimed=1)
         .on_conflict_do_update(
@@ -330,6 +330,7 @@ def _count_statement(dialect: str) -> ReturningInsert[tuple[int]]:
         )
         .returning(counts.claimed)
     )
+    return statement
 
 
 def _take_stock_statement() -> Update:

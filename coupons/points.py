@@ -15,10 +15,9 @@ Every change goes through :func:`post`, which in one transaction:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coupons.errors import (
@@ -28,14 +27,10 @@ from coupons.errors import (
     PointsSourceConflictError,
 )
 from coupons.models import PointsAccount, PointsEntry, PointsKind
+from tianfu.db import upsert_insert
 
 MAX_SOURCE_KEY_LENGTH = 120  # leaves room for the "reverse:" prefix within the column's 160
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
-
-
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT, for ON CONFLICT on both backends."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def balance(session: Session, openid: str) -> int:
@@ -132,7 +127,7 @@ def post(
     if delta == 0:
         raise InvalidPointsError("积分变动不能为 0")
     session.execute(
-        _insert(session)(_ACCOUNTS)
+        upsert_insert(session.get_bind().dialect.name)(_ACCOUNTS)
         .values(openid=openid, balance=0, updated_at=now)
         .on_conflict_do_nothing(index_elements=[_ACCOUNTS.c.openid])
     )

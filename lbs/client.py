@@ -20,11 +20,11 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from sqlalchemy import CursorResult, Result, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from lbs.config import WeChatSettings
 from lbs.models import TemplateSend, WeChatCredential
+from tianfu.db import upsert_insert
 from tianfu.orm import utcnow
 
 REFRESH_MARGIN_S = 300  # a credential with less life than this left is refreshed
@@ -101,11 +101,6 @@ def _rowcount(result: Result[Any]) -> int:
     return int(result.rowcount)
 
 
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT, for ON CONFLICT DO NOTHING on both backends."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 class _SharedCredential:
     """One credential row (`wechat_credentials`) that every worker reads and one refreshes.
 
@@ -169,7 +164,7 @@ class _SharedCredential:
         stale_before = now + timedelta(seconds=REFRESH_MARGIN_S)
         with self._factory.begin() as session:
             session.execute(
-                _insert(session)(WeChatCredential)
+                upsert_insert(session.get_bind().dialect.name)(WeChatCredential)
                 .values(name=self._name, updated_at=now)
                 .on_conflict_do_nothing(index_elements=[WeChatCredential.name])
             )
@@ -499,7 +494,7 @@ def _template_row(session: Session, body: Mapping[str, Any]) -> TemplateSend:
     """The row for this client_msg_id, inserted if missing. ON CONFLICT DO NOTHING: a concurrent
     send of the same id may have inserted it since we looked (the unique key decides)."""
     session.execute(
-        _insert(session)(TemplateSend)
+        upsert_insert(session.get_bind().dialect.name)(TemplateSend)
         .values(
             openid=body["touser"],
             template_id=body["template_id"],

@@ -8,10 +8,10 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lbs.models import LocationSource, UserLocation
+from tianfu.db import upsert_insert
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def remember_location(
 @lru_cache(maxsize=2)
 def _upsert_statement(dialect: str) -> Insert:
     # Built once per backend, executed with parameters: it runs on every location message.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(dialect)
     table = cast(Table, UserLocation.__table__)
     statement = insert(table)
     changed = {
@@ -73,11 +73,12 @@ def _upsert_statement(dialect: str) -> Insert:
         for column in table.columns
         if column.name != "openid"
     }
-    return statement.on_conflict_do_update(
+    upsert: Insert = statement.on_conflict_do_update(
         index_elements=[table.c.openid],
         set_=changed,
         where=table.c.reported_at <= statement.excluded.reported_at,
     )
+    return upsert
 
 
 def fresh_location(

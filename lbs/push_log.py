@@ -10,13 +10,13 @@ from functools import lru_cache
 from typing import cast
 
 from sqlalchemy import Table, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from lbs.locations import LocationUpdate
 from lbs.models import InboundPush, ReplyDelivery
 from lbs.wxxml import IncomingMessage
+from tianfu.db import upsert_insert
 
 SUCCESS = "success"
 _PUSHES = cast(Table, InboundPush.__table__)
@@ -26,12 +26,13 @@ _PUSHES = cast(Table, InboundPush.__table__)
 def _claim_statement(dialect: str) -> ReturningInsert[tuple[int]]:
     # Built once per backend and executed with parameters: building an INSERT with literal
     # values on every push costs more than running it.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
+    insert = upsert_insert(dialect)
+    statement: ReturningInsert[tuple[int]] = (
         insert(_PUSHES)
         .on_conflict_do_nothing(index_elements=[_PUSHES.c.dedup_key])
         .returning(_PUSHES.c.id)
     )
+    return statement
 
 
 @dataclass(frozen=True)

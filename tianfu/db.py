@@ -16,6 +16,7 @@ from typing import Any
 
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,3 +119,9 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def upsert_insert(dialect: str) -> Any:
+    """The backend's own INSERT construct, which has ON CONFLICT (DO NOTHING / DO UPDATE) on
+    both supported backends; `dialect` is `session.get_bind().dialect.name`."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
