@@ -3,12 +3,10 @@ properties that hold everywhere. Everything is (lat, lng); the JSON uses explici
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,28 +35,12 @@ from lbs.coords import (
     validate_lat_lng,
     wgs84_to_gcj02,
 )
+from tests.lbs.vectors import MISSING, Vector, load_vectors
 
-# /work/main/tests/lbs/test_coords.py → /work/shared/spec/…; CI checks both out side by side.
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "wechat-vectors.json"
-MISSING = (
-    f"{VECTORS_PATH} is missing: the coordinate tests need the shared spec checked out next to "
-    "the repository (shared/spec/wechat-vectors.json); they must not pass without it"
-)
 MEAN_EARTH_RADIUS_M = 6371008.8  # what the JSON's distance_check_m says it used
 
-Vector = dict[str, Any]
-
-
-def _load() -> Vector | None:
-    # Not a collection error: a missing file fails every vector test with MISSING instead of
-    # stopping the whole run.
-    if not VECTORS_PATH.is_file():
-        return None
-    vectors: Vector = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["coordinate_vectors"]
-    return vectors
-
-
-VECTORS = _load()
+ALL_VECTORS = load_vectors()
+VECTORS: Vector | None = None if ALL_VECTORS is None else ALL_VECTORS["coordinate_vectors"]
 
 
 def _cases(key: str) -> list[Any]:

@@ -5,10 +5,8 @@ app, on both backends."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from lbs.wechat_push import EncryptMode, location_message_xml, read_reply, text_
 from lbs.wxcrypto import msg_signature, plain_signature
 from lbs.wxxml import parse_xml
 from tests.http import asgi_client
+from tests.lbs.vectors import VECTORS, need_vectors
 from tests.lbs.wechat_support import (
     ACCOUNT_ID,
     TOKEN,
@@ -35,14 +34,9 @@ from tianfu.app import create_app
 
 pytestmark = pytest.mark.anyio
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "wechat-vectors.json"
-
 
 def _vectors() -> dict[str, Any]:
-    if not VECTORS_PATH.exists():
-        pytest.fail(f"WeChat test vectors not found at {VECTORS_PATH}", pytrace=False)
-    vectors: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    return vectors
+    return need_vectors()
 
 
 def _vector(group: str, vector_id: str) -> dict[str, Any]:
@@ -428,9 +422,7 @@ async def test_every_mode_answers_in_kind(http: httpx.AsyncClient, mode: Encrypt
 
 @pytest.mark.parametrize(
     "vector_id",
-    [vector["id"] for vector in json.loads(VECTORS_PATH.read_text("utf-8"))["incoming_messages"]]
-    if VECTORS_PATH.exists()
-    else ["vectors-missing"],
+    [vector["id"] for vector in VECTORS["incoming_messages"]] if VECTORS else ["vectors-missing"],
 )
 async def test_incoming_samples_get_a_protocol_correct_answer(
     make_app: AppFactory, town: Town, vector_id: str

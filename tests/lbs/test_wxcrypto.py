@@ -4,10 +4,8 @@ JS-SDK, the decrypt and freshness negatives) and hostile ciphertexts built here.
 from __future__ import annotations
 
 import base64
-import json
 import struct
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,13 +27,8 @@ from lbs.wxcrypto import (
     timestamp_is_fresh,
 )
 from lbs.wxxml import parse_xml
+from tests.lbs.vectors import VECTORS, Vector, need_vectors
 
-# /work/main/tests/lbs/test_wxcrypto.py → /work/shared/spec/…; CI checks both out side by side.
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "wechat-vectors.json"
-MISSING = (
-    f"{VECTORS_PATH} is missing: the WeChat crypto tests need the shared spec checked out next "
-    "to the repository (shared/spec/wechat-vectors.json); they must not pass without it"
-)
 # The kinds of security_negative_vectors and the test file that covers each.
 NEGATIVE_KINDS = {
     "decrypt_must_fail": "test_wxcrypto",
@@ -44,24 +37,9 @@ NEGATIVE_KINDS = {
     "reply_builder_must_escape": "test_wxxml",
 }
 
-Vector = dict[str, Any]
-
-
-def _load() -> Vector | None:
-    # Not a collection error: a missing file fails every vector test with MISSING instead.
-    if not VECTORS_PATH.is_file():
-        return None
-    vectors: Vector = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    return vectors
-
-
-VECTORS = _load()
-
 
 def _need() -> Vector:
-    if VECTORS is None:
-        pytest.fail(MISSING)
-    return VECTORS
+    return need_vectors()
 
 
 def _cases(section: str, *, kinds: tuple[str, ...] | None = None) -> list[Any]:

@@ -3,8 +3,6 @@ the XML kinds of `security_negative_vectors`) and passive replies (spec §5)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,25 +25,7 @@ from lbs.wxxml import (
     parse_xml,
     text_reply,
 )
-
-# /work/main/tests/lbs/test_wxxml.py → /work/shared/spec/…; CI checks both out side by side.
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "wechat-vectors.json"
-MISSING = (
-    f"{VECTORS_PATH} is missing: the WeChat XML tests need the shared spec checked out next to "
-    "the repository (shared/spec/wechat-vectors.json); they must not pass without it"
-)
-
-Vector = dict[str, Any]
-
-
-def _load() -> Vector | None:
-    if not VECTORS_PATH.is_file():
-        return None
-    vectors: Vector = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    return vectors
-
-
-VECTORS = _load()
+from tests.lbs.vectors import MISSING, VECTORS, Vector
 
 
 def _vector(vector: Vector | None) -> Vector:

@@ -1,0 +1,40 @@
+"""The public WeChat test vectors of the shared spec (`../shared/spec/wechat-vectors.json`).
+
+A missing file is not a collection error: each vector test fails with MISSING instead, so the
+suite says what is wrong and can never pass without the vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# /work/main/tests/lbs/vectors.py → /work/shared/spec/…; CI checks both out side by side.
+VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "wechat-vectors.json"
+MISSING = (
+    f"{VECTORS_PATH} is missing: the WeChat tests need the shared spec checked out next to the "
+    "repository (shared/spec/wechat-vectors.json); they must not pass without it"
+)
+
+Vector = dict[str, Any]
+
+
+def load_vectors() -> Vector | None:
+    """The whole vector file, or None when it is missing."""
+    if not VECTORS_PATH.is_file():
+        return None
+    vectors: Vector = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    return vectors
+
+
+VECTORS = load_vectors()
+
+
+def need_vectors() -> Vector:
+    """The whole vector file, failing the calling test loudly when it is missing."""
+    if VECTORS is None:
+        pytest.fail(MISSING, pytrace=False)
+    return VECTORS
