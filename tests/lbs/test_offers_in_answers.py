@@ -11,19 +11,17 @@ from sqlalchemy import select
 
 from coupons.models import Offer, OfferStatus
 from coupons.rules import OfferKind
-from lbs.wechat_push import location_message_xml
 from merchants.models import Merchant, Store
 from tests.builders import make_offer
 from tests.conftest import PostgresDatabases, new_database_url
 from tests.http import asgi_client
 from tests.lbs.wechat_support import (
-    ACCOUNT_ID,
     TIANFU_SQUARE,
     Pusher,
     Town,
     articles_of,
     build_town,
-    next_msg_id,
+    square_location,
     wechat_settings,
 )
 from tianfu.app import create_app
@@ -91,14 +89,7 @@ async def test_the_wechat_reply_headlines_the_nearest_store_with_an_offer(
     app: FastAPI,
 ) -> None:
     user = f"oOfferUser{datetime.now(UTC):%H%M%S%f}"
-    message = location_message_xml(
-        to_user=ACCOUNT_ID,
-        from_user=user,
-        lat=TIANFU_SQUARE[0],
-        lng=TIANFU_SQUARE[1],
-        msg_id=next_msg_id(),
-        create_time=int(datetime.now(UTC).timestamp()),
-    )
+    message = square_location(user)
     async for http in asgi_client(app):
         [article] = articles_of(await Pusher(http).reply_element(message))
     # The hotpot place is nearer, but the coffee shop has the offer: it makes the headline.

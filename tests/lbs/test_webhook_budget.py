@@ -15,7 +15,6 @@ from sqlalchemy import select
 import lbs.nearby
 from lbs.models import InboundPush, ReplyDelivery
 from lbs.simulator import SimulatorConfig
-from lbs.wechat_push import location_message_xml
 from tests.http import asgi_client
 from tests.lbs.sim_helpers import RunningSimulator, running_simulator
 from tests.lbs.wechat_support import (
@@ -24,11 +23,10 @@ from tests.lbs.wechat_support import (
     APPSECRET,
     ENCODING_AES_KEY,
     HOSTILE_NAME,
-    TIANFU_SQUARE,
     TOKEN,
     Pusher,
     Town,
-    next_msg_id,
+    square_location,
     wechat_settings,
 )
 from tianfu.app import create_app
@@ -114,14 +112,7 @@ async def test_a_late_reply_goes_out_as_a_customer_service_message(
     user = f"oBudgetUser{time.time_ns()}"
     # The user's message opens the customer-service window (spec §8).
     _record_interaction(simulator, user)
-    message = location_message_xml(
-        to_user=ACCOUNT_ID,
-        from_user=user,
-        lat=TIANFU_SQUARE[0],
-        lng=TIANFU_SQUARE[1],
-        msg_id=next_msg_id(),
-        create_time=int(time.time()),
-    )
+    message = square_location(user)
     async for client in asgi_client(app):
         pusher = Pusher(client)
         started = time.monotonic()
@@ -143,14 +134,7 @@ async def test_a_late_reply_outside_the_service_window_is_dropped_quietly(
     app: FastAPI, simulator: RunningSimulator, town: Town, slow_nearby: None
 ) -> None:
     user = f"oBudgetSilent{time.time_ns()}"  # no interaction recorded: WeChat answers 45015
-    message = location_message_xml(
-        to_user=ACCOUNT_ID,
-        from_user=user,
-        lat=TIANFU_SQUARE[0],
-        lng=TIANFU_SQUARE[1],
-        msg_id=next_msg_id(),
-        create_time=int(time.time()),
-    )
+    message = square_location(user)
     async for client in asgi_client(app):
         assert await Pusher(client).reply(message) == "success"
         app.state.push_executor.shutdown(wait=True)  # the late attempt has finished
@@ -162,14 +146,7 @@ async def test_a_reply_within_the_budget_is_passive(
     app: FastAPI, simulator: RunningSimulator, town: Town
 ) -> None:
     user = f"oBudgetFast{time.time_ns()}"
-    message = location_message_xml(
-        to_user=ACCOUNT_ID,
-        from_user=user,
-        lat=TIANFU_SQUARE[0],
-        lng=TIANFU_SQUARE[1],
-        msg_id=next_msg_id(),
-        create_time=int(time.time()),
-    )
+    message = square_location(user)
     async for client in asgi_client(app):
         reply = await Pusher(client).reply(message)
     assert "<MsgType><![CDATA[news]]></MsgType>" in reply

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lbs.models import InboundPush
-from lbs.wechat_push import EncryptMode, build_push, location_message_xml, read_reply
+from lbs.wechat_push import EncryptMode, build_push, read_reply
 from tests.conftest import PostgresDatabases
 from tests.lbs.wechat_support import (
     ACCOUNT_ID,
@@ -21,11 +21,10 @@ from tests.lbs.wechat_support import (
     APPSECRET,
     ENCODING_AES_KEY,
     SECRET_KEY,
-    TIANFU_SQUARE,
     TOKEN,
     account_crypt,
     build_town,
-    next_msg_id,
+    square_location,
 )
 from tests.workers import serve_workers
 from tianfu.db import create_db_engine
@@ -79,14 +78,7 @@ def test_one_push_to_two_workers_is_stored_once_with_identical_replies(
     crypt = account_crypt()
     user = f"oTwoWorkers{int(time.time() * 1000)}"
     for _ in range(ROUNDS):
-        message = location_message_xml(
-            to_user=ACCOUNT_ID,
-            from_user=user,
-            lat=TIANFU_SQUARE[0],
-            lng=TIANFU_SQUARE[1],
-            msg_id=next_msg_id(),
-            create_time=int(time.time()),
-        )
+        message = square_location(user)
         push = build_push(
             message,
             token=TOKEN,

@@ -12,7 +12,7 @@ import httpx
 from defusedxml.ElementTree import fromstring
 
 from lbs.config import decode_encoding_aes_key
-from lbs.wechat_push import EncryptMode, build_push, read_reply
+from lbs.wechat_push import EncryptMode, build_push, location_message_xml, read_reply
 from lbs.wxcrypto import WXBizMsgCrypt
 from tianfu.settings import TianfuSettings, load_settings
 
@@ -49,6 +49,18 @@ _msg_ids = itertools.count(int(time.time() * 1000) * 1000)
 
 def next_msg_id() -> int:
     return next(_msg_ids)
+
+
+def square_location(user: str) -> str:
+    """A new location message from `user`, sent from Tianfu Square, as WeChat would push it."""
+    return location_message_xml(
+        to_user=ACCOUNT_ID,
+        from_user=user,
+        lat=TIANFU_SQUARE[0],
+        lng=TIANFU_SQUARE[1],
+        msg_id=next_msg_id(),
+        create_time=int(time.time()),
+    )
 
 
 @dataclass
