@@ -11,6 +11,14 @@ from coupons.models import (
 from lbs.models import InboundPush, TemplateSend, UserLocation, WeChatCredential
 from merchants.changes import StoreChange, StoreChangeCounter
 from merchants.models import Category, Merchant, Store
+from payments.models import (
+    MerchantPayAccount,
+    Order,
+    OutboxMessage,
+    PaymentAttempt,
+    PaymentEvent,
+    Refund,
+)
 from tianfu.orm import Base
 
 __all__ = [
@@ -19,11 +27,17 @@ __all__ = [
     "Claim",
     "InboundPush",
     "Merchant",
+    "MerchantPayAccount",
     "Offer",
     "OfferStore",
     "OfferUserCount",
+    "Order",
+    "OutboxMessage",
+    "PaymentAttempt",
+    "PaymentEvent",
     "PointsAccount",
     "PointsEntry",
+    "Refund",
     "Store",
     "StoreChange",
     "StoreChangeCounter",

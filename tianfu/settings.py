@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from lbs.config import WeChatSettings
+from payments.config import PaymentSettings
+from tenpay_adapter.config import TenpaySettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "tianfu.sqlite3"
 
@@ -89,6 +91,8 @@ class TianfuSettings(BaseSettings):
     index_poll_interval_s: float = Field(default=0.5, gt=0, le=10)
     log_level: str = "info"
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
+    tenpay: TenpaySettings = Field(default_factory=TenpaySettings)
 
     @field_validator("database_url")
     @classmethod
