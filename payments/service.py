@@ -452,14 +452,21 @@ def apply_trade_status(
     (AmountMismatchError); the caller answers the channel with a failure and people look.
     """
     lock_for_write(session)
-    attempt = get_attempt(session, status.out_trade_no)
+    # The order row is locked before the attempt is read, so what is read below is current:
+    # every change to an order's attempts happens under this same lock.
     order = session.scalars(
         select(Order)
-        .where(Order.id == attempt.order_id)
-        .with_for_update()
+        .join(PaymentAttempt, PaymentAttempt.order_id == Order.id)
+        .where(PaymentAttempt.out_trade_no == status.out_trade_no)
+        .with_for_update(of=Order)
         .execution_options(populate_existing=True)
-    ).one()
-    changed = False
+    ).one_or_none()
+    if order is None:
+        raise errors.AttemptNotFoundError(f"支付单 {status.out_trade_no} 不存在")
+    attempt = get_attempt(session, status.out_trade_no)
+    target: AttemptStatus | None = None
+    order_status = order.status
+    values: dict[str, Any] = {"channel_state": status.channel_state[:32], "last_queried_at": now}
     if status.state is TradeState.paid:
         if (
             status.amount_fen != attempt.amount_fen
@@ -469,34 +476,24 @@ def apply_trade_status(
                 f"{attempt.out_trade_no}: channel says {status.amount_fen} {status.currency}, "
                 f"attempt is {attempt.amount_fen} {attempt.currency}"
             )
-        changed = _move_attempt(
-            session,
-            attempt.id,
-            AttemptStatus.paid,
-            now=now,
-            channel_trade_no=status.channel_trade_no,
-            channel_state=status.channel_state[:32],
-            paid_at=status.paid_at or now,
-            payer_id=status.payer_id,
-            last_queried_at=now,
-        )
-        if changed:
-            _after_attempt_paid(session, order=order, attempt=attempt, now=now, settings=settings)
+        target = AttemptStatus.paid
+        values |= {
+            "channel_trade_no": status.channel_trade_no,
+            "paid_at": status.paid_at or now,
+            "payer_id": status.payer_id,
+        }
     elif status.state in (TradeState.closed, TradeState.failed):
         target = AttemptStatus.closed if status.state is TradeState.closed else AttemptStatus.failed
-        changed = _move_attempt(
-            session, attempt.id, target, now=now, channel_state=status.channel_state[:32]
-        )
-    else:
-        session.execute(
-            update(_ATTEMPTS)
-            .where(_ATTEMPTS.c.id == attempt.id)
-            .values(last_queried_at=now, channel_state=status.channel_state[:32])
-        )
-    session.expire_all()
-    order = get_order(session, order.order_no)
-    attempt = get_attempt(session, attempt.out_trade_no)
-    return Applied(changed, order.status, attempt.status)
+    if target is None:
+        session.execute(update(_ATTEMPTS).where(_ATTEMPTS.c.id == attempt.id).values(**values))
+        return Applied(False, order_status, attempt.status)
+    if not _move_attempt(session, attempt.id, target, now=now, **values):
+        return Applied(False, order_status, attempt.status)
+    if target is AttemptStatus.paid and _after_attempt_paid(
+        session, order=order, attempt=attempt, now=now, settings=settings
+    ):
+        order_status = OrderStatus.paid
+    return Applied(True, order_status, target)
 
 
 def _after_attempt_paid(
@@ -506,7 +503,9 @@ def _after_attempt_paid(
     attempt: PaymentAttempt,
     now: datetime,
     settings: PaymentSettings,
-) -> None:
+) -> bool:
+    """The order moves to paid with its effects (True), or, paid or closed already, the money
+    is sent back (False)."""
     paid_at = now
     if _move_order(
         session,
@@ -524,7 +523,7 @@ def _after_attempt_paid(
             payload={"order_no": order.order_no, "kind": "paid"},
             now=now,
         )
-        return
+        return True
     # The order was closed, or paid by another attempt, before this money arrived: it goes
     # back to the payer automatically, and the order keeps a record for the bank.
     session.execute(
@@ -542,6 +541,7 @@ def _after_attempt_paid(
         requested_by=LATE_PAYMENT_REFUNDER,
         now=now,
     )
+    return False
 
 
 def _use_coupon_and_points(

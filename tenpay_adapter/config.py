@@ -25,6 +25,9 @@ class TenpayAccount(BaseModel):
     # v2: the 32-character API key (MD5/HMAC signatures, refund notify decryption).
     api_key: SecretStr | None = None
     sign_type: Literal["MD5", "HMAC-SHA256"] = "HMAC-SHA256"
+    # v2 refunds need mutual TLS with the merchant API certificate (apiclient_cert.pem / _key.pem).
+    client_cert_path: str | None = None
+    client_key_path: str | None = None
     # v3: the APIv3 key (notify decryption), our API private key and its certificate's serial.
     apiv3_key: SecretStr | None = None
     merchant_private_key_pem: SecretStr | None = None
@@ -78,6 +81,8 @@ class TenpaySettings(BaseModel):
     api_version: ApiVersion = "v3"
     api_key: SecretStr | None = None
     sign_type: Literal["MD5", "HMAC-SHA256"] = "HMAC-SHA256"
+    client_cert_path: str | None = None
+    client_key_path: str | None = None
     apiv3_key: SecretStr | None = None
     merchant_private_key_pem: SecretStr | None = None
     merchant_serial_no: str | None = None
@@ -103,6 +108,8 @@ class TenpaySettings(BaseModel):
                     api_version=self.api_version,
                     api_key=self.api_key,
                     sign_type=self.sign_type,
+                    client_cert_path=self.client_cert_path,
+                    client_key_path=self.client_key_path,
                     apiv3_key=self.apiv3_key,
                     merchant_private_key_pem=self.merchant_private_key_pem,
                     merchant_serial_no=self.merchant_serial_no,

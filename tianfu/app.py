@@ -20,10 +20,14 @@ from lbs.client import WeChatClient
 from lbs.dispatch import PushHandler, customer_service_sender
 from lbs.nearby import StoreCards
 from merchants.store_index import LiveStoreIndex
+from payments import api as payments_api
+from payments import pages as payments_pages
+from payments.jobs import JobScheduler
 from tianfu import __version__, health
 from tianfu.db import engine_from_settings, make_session_factory
 from tianfu.errors import install_error_handlers
 from tianfu.settings import TianfuSettings, get_settings
+from tianfu.wiring import build_payments, outbox_handlers
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +65,27 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     # finish (and go out as a customer-service message) after the HTTP answer has been given.
     # Few threads: the work is mostly Python, so more threads only queue for the GIL.
     push_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wechat-push")
+    payments = build_payments(settings, session_factory)
+    # Every worker runs the jobs: each step is a conditional move or a lease in the database.
+    payment_jobs = (
+        JobScheduler(
+            payments,
+            interval_s=settings.payments.jobs_interval_s,
+            handlers=outbox_handlers(settings, wechat_client),
+        )
+        if payments is not None and settings.payments.run_jobs_in_serve
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         logger.info("Tianfu %s on %s", __version__, settings.database_backend)
         store_index.start()  # builds in the background; /readyz waits for it
+        if payment_jobs is not None:
+            payment_jobs.start()
         yield
+        if payment_jobs is not None:
+            payment_jobs.stop()
         store_index.stop()
         push_executor.shutdown(wait=True)
         if wechat_client is not None:
@@ -84,6 +103,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.state.wechat_client = wechat_client
     app.state.push_handler = push_handler
     app.state.push_executor = push_executor
+    app.state.payments = payments
     app.state.readiness = health.Readiness()
     app.state.readiness.register("database_schema", health.schema_at_head_check(engine))
     app.state.readiness.register("store_index", store_index.readiness)
@@ -97,6 +117,9 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(lbs_pages.router)
     app.include_router(coupons_api.router)
     app.include_router(coupons_pages.router)
+    app.include_router(payments_api.router)
+    app.include_router(payments_api.notify_router)
+    app.include_router(payments_pages.router)
     app.mount(
         h5_session.STATIC_URL_PREFIX,
         StaticFiles(directory=h5_session.STATIC_DIR),

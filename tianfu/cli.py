@@ -14,6 +14,7 @@ from lbs.cli import wechat_app
 from tianfu import __version__, migrate
 from tianfu.cli_support import fail, settings_or_fail
 from tianfu.db import engine_from_settings, make_session_factory, session_scope
+from tianfu.payments_cli import jobs_app, payments_app
 from tianfu.settings import (
     ConfigurationError,
     generate_development_env,
@@ -33,6 +34,8 @@ app.add_typer(seed_app, name="seed")
 app.add_typer(sim_app, name="sim")
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to Tianfu.")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(payments_app, name="payments")
 
 DEFAULT_SIMULATOR_PORT = 8001
 
@@ -102,6 +105,44 @@ def sim_wechat(
         fail(str(exc))
     console.print(f"WeChat simulator on http://{host}:{port} (events to {config.callback_url})")
     serve_simulator(host=host, port=port, config=config)
+
+
+@sim_app.command("tenpay")
+def sim_tenpay(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8002,
+    notify_retry_scale: Annotated[
+        float, typer.Option(min=0, help="Multiplies notify redelivery delays (0.01: 15 s → 0.15 s)")
+    ] = 1.0,
+    keys_dir: Annotated[
+        Path | None, typer.Option(help="Keep the throwaway keys here (default: a new temp dir)")
+    ] = None,
+) -> None:
+    """WeChat Pay API v2 and v3, a cashier page and notifies, on loopback. Keys the settings
+    lack (TIANFU_TENPAY_*) are made up and written to a directory for Tianfu to use."""
+    import tempfile
+
+    from tenpay_adapter.sim_dev import development_account
+    from tenpay_adapter.simulator import serve_simulator
+
+    settings = settings_or_fail()
+    directory = keys_dir or Path(tempfile.mkdtemp(prefix="tianfu-tenpay-sim-"))
+    account = development_account(
+        directory,
+        tenpay=settings.tenpay,
+        default_appid=settings.wechat.appid,
+        base_url=f"http://{host}:{port}",
+        retry_scale=notify_retry_scale,
+    )
+    if "merchant_private_key_pem" in account.from_settings:
+        console.print("merchant key pair: TIANFU_TENPAY_MERCHANT_PRIVATE_KEY_PEM (from settings)")
+    else:
+        console.print(f"merchant private key: {account.path('merchant_key.pem')}")
+        console.print(f"merchant public key:  {account.path('merchant_public_key.pem')}")
+    console.print(f"platform certificate: {account.path('platform_cert.pem')}")
+    console.print(f"TIANFU_TENPAY_* lines for Tianfu's .env: {account.env_path}")
+    console.print(f"WeChat Pay simulator on http://{host}:{port} (mchid {account.config.mchid})")
+    serve_simulator(host=host, port=port, config=account.config)
 
 
 @coupons_app.command("expire")

@@ -55,3 +55,10 @@ def test_claims_bench_quick_form_issues_exactly_the_stock() -> None:
     _verdict, figures = _run_quick("claims.py")
     assert figures["wrong"] == "0", figures
     assert (figures["requests"], figures["users"], figures["stock"]) == ("2000", "500", "300")
+
+
+def test_notify_bench_quick_form_pays_every_order_once() -> None:
+    # Correctness only: the bench checks every answer was 2xx and the database shows each order
+    # paid once (event, points, outbox); notifies/s against /livez is its own measurement.
+    _verdict, figures = _run_quick("notify.py")
+    assert figures["paid"] == "1000", figures

@@ -84,10 +84,9 @@ def _paid(attempt: PaymentAttempt, amount_fen: int | None = None) -> TradeStatus
 
 def _pay(session: Session, order: Order) -> PaymentAttempt:
     attempt = _attempt(session, order)
-    applied = service.apply_trade_status(
-        session, status=_paid(attempt), now=NOW, settings=SETTINGS
-    )
-    assert applied.changed and applied.order_status is OrderStatus.paid
+    applied = service.apply_trade_status(session, status=_paid(attempt), now=NOW, settings=SETTINGS)
+    assert applied.changed
+    assert applied.order_status is OrderStatus.paid
     return attempt
 
 
@@ -108,7 +107,8 @@ def test_an_order_is_priced_with_the_coupon_and_points(db_session: Session) -> N
     assert (order.total_fen, order.discount_fen, order.points_fen) == (15000, 2000, 1000)
     assert order.payable_fen == 12000
     assert order.status is OrderStatus.created
-    assert order.order_no.startswith("TF20261201") and len(order.order_no) == 22
+    assert order.order_no.startswith("TF20261201")
+    assert len(order.order_no) == 22
     assert order.expires_at == NOW + timedelta(seconds=SETTINGS.order_ttl_s)
     assert points.balance(db_session, OPENID) == 2000  # taken now, given back if it closes
 
@@ -169,12 +169,16 @@ def test_a_payment_is_applied_once_with_its_effects(db_session: Session) -> None
     store_id, coupon = _shop(db_session)
     order = _order(db_session, store_id, coupon_code=coupon.code)
     attempt = _pay(db_session, order)
-    again = service.apply_trade_status(db_session, status=_paid(attempt), now=NOW, settings=SETTINGS)
+    again = service.apply_trade_status(
+        db_session, status=_paid(attempt), now=NOW, settings=SETTINGS
+    )
     assert not again.changed
     paid = service.get_order(db_session, order.order_no)
-    assert paid.status is OrderStatus.paid and paid.paid_attempt_id == attempt.id
+    assert paid.status is OrderStatus.paid
+    assert paid.paid_attempt_id == attempt.id
     used = db_session.scalars(select(Claim).where(Claim.code == coupon.code)).one()
-    assert used.status is ClaimStatus.redeemed and used.order_ref == order.order_no
+    assert used.status is ClaimStatus.redeemed
+    assert used.order_ref == order.order_no
     # 130 yuan paid, 1 base + 2 from the offer per yuan.
     assert points.balance(db_session, OPENID) == 130 * 3
     notices = db_session.scalars(select(OutboxMessage.dedup_key)).all()
@@ -207,11 +211,14 @@ def test_money_for_a_closed_order_goes_back_by_itself(db_session: Session) -> No
     store_id, _coupon = _shop(db_session)
     order = _order(db_session, store_id)
     attempt = _attempt(db_session, order)
-    assert service.close_order(db_session, order=service.lock_order(db_session, order.order_no), now=NOW)
+    assert service.close_order(
+        db_session, order=service.lock_order(db_session, order.order_no), now=NOW
+    )
     applied = service.apply_trade_status(
         db_session, status=_paid(attempt), now=NOW, settings=SETTINGS
     )
-    assert applied.order_status is OrderStatus.closed and applied.attempt_status is AttemptStatus.paid
+    assert applied.order_status is OrderStatus.closed
+    assert applied.attempt_status is AttemptStatus.paid
     refund = db_session.scalars(select(Refund)).one()
     assert (refund.amount_fen, refund.status, refund.requested_by) == (
         attempt.amount_fen,
@@ -255,7 +262,7 @@ def test_refunds_never_exceed_what_was_paid(db_session: Session) -> None:
         now=NOW,
     )
     assert repeat.id == first.id
-    with pytest.raises(errors.RefundExceedsPaidError, match="50.00"):
+    with pytest.raises(errors.RefundExceedsPaidError, match=r"50\.00"):
         service.request_refund(
             db_session,
             order_no=order.order_no,
@@ -297,7 +304,8 @@ def test_partial_then_full_refund_gives_coupon_and_points_back_once(db_session: 
     done = service.get_order(db_session, order.order_no)
     assert (done.status, done.refunded_fen) == (OrderStatus.refunded, 12000)
     back = db_session.scalars(select(Claim).where(Claim.code == coupon.code)).one()
-    assert back.status is ClaimStatus.claimed and back.restore_count == 1
+    assert back.status is ClaimStatus.claimed
+    assert back.restore_count == 1
     # The 360 earned are taken back, the 1000 spent come back.
     assert points.balance(db_session, OPENID) == 1000
 
