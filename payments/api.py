@@ -107,9 +107,11 @@ def read_order(order_no: str, openid: ApiUser, request: Request) -> OrderRead:
             # If the channel cannot say, the next poll asks again.
             with suppress(ChannelError):
                 payments.settle(out_trade_no)
-        with payments.session_factory() as session:
-            order = service.get_order(session, order_no, openid=openid)
-    return OrderRead.of(order)
+    with payments.session_factory() as session:
+        order = service.get_order(session, order_no, openid=openid)
+        attempts = service.attempts_of(session, order.id)
+    failed = bool(attempts) and attempts[-1].status in (AttemptStatus.failed, AttemptStatus.closed)
+    return OrderRead.of(order, payment_failed=failed)
 
 
 @router.get("/me/orders", response_model=list[OrderRead])

@@ -176,6 +176,7 @@ class Payments:
             if order.status not in (OrderStatus.created, OrderStatus.paying):
                 raise errors.OrderNotPayableError(f"订单状态为 {order.status.value}，不能支付")
             to_settle: list[PaymentAttempt] = []
+            reusable: PaymentAttempt | None = None
             for attempt in service.open_attempts(session, order.id):
                 same = (attempt.channel, attempt.account, attempt.method) == (
                     channel.name,
@@ -183,10 +184,22 @@ class Payments:
                     method.value,
                 )
                 if same and attempt.status is AttemptStatus.prepaid and order.expires_at > now:
-                    return _checkout(attempt, order.order_no)
-                to_settle.append(attempt)
-            for attempt in to_settle:
+                    reusable = attempt
+                else:
+                    to_settle.append(attempt)
+            for attempt in [*to_settle, *([reusable] if reusable else [])]:
                 session.expunge(attempt)
+        if reusable is not None:
+            # Shown again only while the channel still waits for the payer: a declined or
+            # closed trade's prepay would only show the payer an error.
+            try:
+                applied = self.settle(reusable.out_trade_no)
+            except ChannelError:
+                return _checkout(reusable, order_no)  # the channel could not say: as it was
+            if applied.attempt_status is AttemptStatus.paid:
+                raise errors.OrderNotPayableError("订单已支付")
+            if applied.attempt_status is AttemptStatus.prepaid:
+                return _checkout(reusable, order_no)
         # Another way of paying was chosen: the old trade is closed first, or both could be paid.
         for attempt in to_settle:
             if self._close_at_channel(attempt) is not True:

@@ -172,11 +172,19 @@ def _deliver_outbox(
             if not _lease(session, _OUTBOX, message_id, now):
                 continue
         try:
-            with payments.session_factory.begin() as session:
+            with payments.session_factory() as session:
                 message = session.get_one(OutboxMessage, message_id)
+                session.expunge(message)
+            # A fresh transaction whose first statement is the handler's own: a handler may need
+            # to commit elsewhere first (the WeChat token), which SQLite's lock would not allow
+            # after this session had read.
+            with payments.session_factory.begin() as session:
                 handlers[message.topic](session, message)
-                message.status = OutboxStatus.done
-                message.done_at = payments.clock()
+                session.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.id == message_id)
+                    .values(status=OutboxStatus.done, done_at=payments.clock())
+                )
             report.delivered += 1
         except Exception as exc:  # any failure: try again later, and give up after max_tries
             logger.warning("outbox %s: %s", message_id, exc)

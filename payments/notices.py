@@ -57,9 +57,18 @@ def notice_data(order: Order, store_name: str, kind: str, refund_fen: int | None
 
 
 def payment_notice_handler(
-    send: TemplateSender, *, template_id: str, public_base_url: str
+    send: TemplateSender,
+    *,
+    template_id: str,
+    public_base_url: str,
+    warm_up: Callable[[], object] | None = None,
 ) -> Callable[[Session, OutboxMessage], None]:
+    """`warm_up` runs before the session is touched (the WeChat client's `access_token`: a token
+    refresh commits on its own connection, which must come before this transaction reads)."""
+
     def deliver(session: Session, message: OutboxMessage) -> None:
+        if warm_up is not None:
+            warm_up()
         payload = message.payload
         order = session.scalars(select(Order).where(Order.order_no == payload["order_no"])).one()
         store_name = session.scalar(select(Store.name).where(Store.id == order.store_id)) or ""

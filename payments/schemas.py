@@ -82,9 +82,12 @@ class OrderRead(BaseModel):
     created_at: datetime
     expires_at: datetime
     paid_at: datetime | None
+    # The last try at paying failed (declined, or closed at the channel): the order can still be
+    # paid with a new try until it expires.
+    payment_failed: bool = False
 
     @classmethod
-    def of(cls, order: Order) -> OrderRead:
+    def of(cls, order: Order, *, payment_failed: bool = False) -> OrderRead:
         values: dict[str, Any] = {
             name: getattr(order, name)
             for name in (
@@ -104,4 +107,9 @@ class OrderRead(BaseModel):
                 "paid_at",
             )
         }
-        return cls(**values, status_zh=STATUS_ZH[order.status], final=order.status in FINAL)
+        return cls(
+            **values,
+            status_zh=STATUS_ZH[order.status],
+            final=order.status in FINAL,
+            payment_failed=payment_failed and order.status is OrderStatus.paying,
+        )

@@ -63,8 +63,9 @@ def lock_for_write(session: Session) -> None:
 
 
 def new_order_no(now: datetime) -> str:
-    """`TF` + the Beijing date + 12 random digits: sortable by day, not guessable."""
-    day = (now.astimezone(UTC) + _BEIJING).strftime("%Y%m%d")
+    """`TF` + the Beijing date (yymmdd) + 12 random digits: sortable by day, not guessable,
+    and 20 characters, the most a WeChat template field shows (lbs.client)."""
+    day = (now.astimezone(UTC) + _BEIJING).strftime("%y%m%d")
     return f"TF{day}{secrets.randbelow(10**12):012d}"
 
 

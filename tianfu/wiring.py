@@ -45,5 +45,6 @@ def outbox_handlers(
             wechat_client.send_template,
             template_id=template_id,
             public_base_url=settings.public_base_url,
+            warm_up=wechat_client.access_token,
         )
     }

@@ -107,8 +107,8 @@ def test_an_order_is_priced_with_the_coupon_and_points(db_session: Session) -> N
     assert (order.total_fen, order.discount_fen, order.points_fen) == (15000, 2000, 1000)
     assert order.payable_fen == 12000
     assert order.status is OrderStatus.created
-    assert order.order_no.startswith("TF20261201")
-    assert len(order.order_no) == 22
+    assert order.order_no.startswith("TF261201")
+    assert len(order.order_no) == 20
     assert order.expires_at == NOW + timedelta(seconds=SETTINGS.order_ttl_s)
     assert points.balance(db_session, OPENID) == 2000  # taken now, given back if it closes
 
