@@ -557,3 +557,33 @@ def test_order_expiry_is_now_plus_ttl(stack: Stack) -> None:
     ttl = timedelta(seconds=stack.payments.settings.order_ttl_s)
     assert before + ttl <= order.expires_at <= utcnow() + ttl
     assert isinstance(order.created_at, datetime)
+
+
+def test_a_refund_in_doubt_is_retried_with_the_same_number_and_refunds_once(stack: Stack) -> None:
+    openid = _new_user()
+    order = _order(stack, openid)
+    out_trade_no = _pay(stack, order)
+    stack.sim.pay(out_trade_no, openid=openid)
+    _paid(stack, order.order_no)
+    stack.sim.add_fault("refund", "timeout", delay_s=2.0)  # accepted there, unheard here
+    refund = _refund(stack, order.order_no, order.payable_fen, "all")
+    with stack.session() as session:
+        in_doubt = service.get_refund(session, refund.out_refund_no)
+    assert in_doubt.status in (RefundStatus.pending, RefundStatus.succeeded)
+    later = Payments(
+        session_factory=stack.factory,
+        channels=stack.payments.channels,
+        settings=stack.payments.settings,
+        notify_base_url=stack.app_url,
+        clock=lambda: utcnow() + timedelta(hours=1),
+    )
+    run_due(later)
+    wait_for(
+        lambda: _refund_status(stack, refund.out_refund_no) is RefundStatus.succeeded, "refunded"
+    )
+    wait_for(lambda: _order_status(stack, order.order_no) is OrderStatus.refunded, "order")
+    sim_trade = stack.sim.ledger.find(out_trade_no=out_trade_no)
+    assert sim_trade is not None
+    assert sim_trade.refunded_fen == order.payable_fen  # once, though asked twice
+    assert sim_trade.refund_count == 1
+    assert _count(stack, Refund, Refund.order_id == order.id) == 1
