@@ -134,6 +134,8 @@ def development_account(
         "TIANFU_TENPAY_MERCHANT_PRIVATE_KEY_PEM": _env_value(merchant_key),
         "TIANFU_TENPAY_PLATFORM_CERTIFICATE_PEM": _env_value(platform_cert),
         "TIANFU_TENPAY_BASE_URL": base_url,
+        # Outside WeChat, the checkout page sends the payer to this simulator's cashier.
+        "TIANFU_PAYMENTS_SANDBOX_CASHIER_URL": base_url,
     }
     env_path = directory / "tenpay.env"
     header = "# Keys of `tianfu sim tenpay` (throwaway where unset); never commit this file.\n"
