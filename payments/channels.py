@@ -165,6 +165,11 @@ class ChannelRetryableError(ChannelError):
     """Outcome unknown: settle by querying the same channel with the same number."""
 
 
+class ChannelUnreachableError(ChannelRetryableError):
+    """No connection could be made (refused, or no answer to connecting): the request never
+    left, so nothing happened at the channel and another channel may be tried."""
+
+
 class ChannelDeclinedError(ChannelError):
     """A final answer: the call had no effect."""
 

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+ClientKind = Literal["wechat", "browser", "any"]
+
+
+class RouteRule(BaseModel):
+    """One routing rule: when an order matches, the channel families to offer, in order (the
+    first is the default, the rest the fallback order). Rules are tried top to bottom."""
+
+    client: ClientKind = "any"
+    min_amount_fen: int = Field(default=0, ge=0)
+    max_amount_fen: int | None = Field(default=None, ge=1)
+    merchant_ids: list[int] | None = None  # None: every merchant
+    channels: list[Literal["tenpay", "alipay"]] = Field(min_length=1)
+
+
+DEFAULT_ROUTES = [
+    # Inside WeChat's browser only WeChat Pay can open its payment sheet.
+    RouteRule(client="wechat", channels=["tenpay"]),
+    # Elsewhere the payer chooses; Alipay is offered first, WeChat Pay (a QR code) after.
+    RouteRule(client="browser", channels=["alipay", "tenpay"]),
+]
 
 
 class PaymentSettings(BaseModel):
@@ -24,6 +47,13 @@ class PaymentSettings(BaseModel):
     retry_base_s: int = Field(default=30, ge=1)
     retry_max_s: int = Field(default=3600, ge=1)
     max_tries: int = Field(default=12, ge=1)
+    # Routing (`payments.routing`): rules as data, per-channel amount limits, the breaker.
+    routes: list[RouteRule] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
+    channel_max_amount_fen: dict[str, int] = Field(default_factory=dict)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: int = Field(default=60, ge=1)
+    # Settlement: each channel's fee, in ten-thousandths of the amount (60 = 0.60 %).
+    channel_fee_bp: dict[str, int] = Field(default_factory=lambda: {"tenpay": 60, "alipay": 60})
     # Development: outside WeChat there is no payment sheet, so the checkout page sends the payer
     # to the gateway simulator's cashier (`tianfu sim tenpay`), e.g. http://127.0.0.1:8002.
     # Never set in production.

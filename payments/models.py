@@ -15,13 +15,15 @@ What keeps money moving exactly once is in the schema (STYLE.md §7-8):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -249,4 +251,97 @@ class MerchantPayAccount(Base):
         ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
     )
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)  # tenpay | alipay
+    account: Mapped[str] = mapped_column(String(32), default="")  # "": the default account
+    # False: this merchant does not take payments through this channel at all.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class ChannelHealth(Base):
+    """The circuit breaker of one channel account, shared by every worker: after repeated
+    failures to reach it, routing skips it until `open_until` (only failures where nothing can
+    have reached the channel count, so skipping it never strands money)."""
+
+    __tablename__ = "channel_health"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    open_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReconciliationRun(Base):
+    """One run of `tianfu reconcile` over one channel account's statement for one day."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (Index("ix_reconciliation_runs_bill_date", "bill_date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bill_date: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
     account: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # ok | failed
+    statement_lines: Mapped[int] = mapped_column(Integer, default=0)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    new_items: Mapped[int] = mapped_column(Integer, default=0)
+    settled: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReconciliationItem(Base):
+    """A difference between a channel's statement and our books, found once (the unique key
+    makes a second run of the same day add nothing) and either settled or left for people."""
+
+    __tablename__ = "reconciliation_items"
+    __table_args__ = (
+        UniqueConstraint("bill_date", "channel", "account", "kind", "reference"),
+        Index("ix_reconciliation_items_resolution", "resolution", "bill_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bill_date: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    account: Mapped[str] = mapped_column(String(32))
+    # missing_here | missing_at_channel | amount_mismatch | status_mismatch
+    kind: Mapped[str] = mapped_column(String(24))
+    reference: Mapped[str] = mapped_column(String(64))  # out_trade_no or out_refund_no
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    our_state: Mapped[str] = mapped_column(String(32), default="")
+    channel_state: Mapped[str] = mapped_column(String(32), default="")
+    our_amount_fen: Mapped[int | None] = mapped_column(Integer)
+    channel_amount_fen: Mapped[int | None] = mapped_column(Integer)
+    resolution: Mapped[str] = mapped_column(String(16), default="open")  # open | settled
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MerchantSettlement(Base):
+    """What the bank owes a merchant for one Beijing day, recomputed (idempotently) from the
+    orders and refunds of that day."""
+
+    __tablename__ = "merchant_settlements"
+    __table_args__ = (
+        CheckConstraint(
+            "orders >= 0 AND gross_fen >= 0 AND merchant_discount_fen >= 0 "
+            "AND bank_discount_fen >= 0 AND refunds_fen >= 0 AND fee_fen >= 0",
+            name="figures_not_negative",
+        ),
+    )
+
+    merchant_id: Mapped[int] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    gross_fen: Mapped[int] = mapped_column(Integer)  # list price of the day's paid orders
+    merchant_discount_fen: Mapped[int] = mapped_column(Integer)  # coupons: the merchant's offers
+    bank_discount_fen: Mapped[int] = mapped_column(Integer)  # points: the bank pays for them
+    paid_fen: Mapped[int] = mapped_column(Integer)  # what the payers paid through channels
+    refunds_fen: Mapped[int] = mapped_column(Integer)
+    fee_fen: Mapped[int] = mapped_column(Integer)
+    net_fen: Mapped[int] = mapped_column(Integer)  # paid + bank discount - refunds - fees
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -23,6 +23,7 @@ from payments.channels import (
     ChannelDeclinedError,
     ChannelError,
     ChannelRetryableError,
+    ChannelUnreachableError,
     OrderNumberUsedError,
     PaymentChannel,
     RefundState,
@@ -141,6 +142,12 @@ def send(http: httpx.Client, request: httpx.Request) -> httpx.Response:
     """One exchange; a timeout or a broken connection leaves the outcome unknown."""
     try:
         return http.send(request)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        # No connection was made, so no byte of the request left: nothing can have happened at
+        # WeChat Pay, and routing may try another channel.
+        raise ChannelUnreachableError(
+            f"WeChat Pay cannot be reached ({type(exc).__name__})", code="UNREACHABLE"
+        ) from exc
     except httpx.TimeoutException as exc:
         raise ChannelRetryableError("WeChat Pay did not answer in time", code="TIMEOUT") from exc
     except httpx.TransportError as exc:

@@ -12,11 +12,15 @@ from lbs.models import InboundPush, TemplateSend, UserLocation, WeChatCredential
 from merchants.changes import StoreChange, StoreChangeCounter
 from merchants.models import Category, Merchant, Store
 from payments.models import (
+    ChannelHealth,
     MerchantPayAccount,
+    MerchantSettlement,
     Order,
     OutboxMessage,
     PaymentAttempt,
     PaymentEvent,
+    ReconciliationItem,
+    ReconciliationRun,
     Refund,
 )
 from tianfu.orm import Base
@@ -24,10 +28,12 @@ from tianfu.orm import Base
 __all__ = [
     "Base",
     "Category",
+    "ChannelHealth",
     "Claim",
     "InboundPush",
     "Merchant",
     "MerchantPayAccount",
+    "MerchantSettlement",
     "Offer",
     "OfferStore",
     "OfferUserCount",
@@ -37,6 +43,8 @@ __all__ = [
     "PaymentEvent",
     "PointsAccount",
     "PointsEntry",
+    "ReconciliationItem",
+    "ReconciliationRun",
     "Refund",
     "Store",
     "StoreChange",
