@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from coupons.api import ApiUser
 from payments import service
-from payments.channels import ChannelError
+from payments.channels import ChannelError, PayMethod
 from payments.flows import Payments
 from payments.models import AttemptStatus, Order, OrderStatus
 from payments.schemas import (
@@ -129,14 +129,26 @@ def my_orders(openid: ApiUser, session: DbSession) -> list[OrderRead]:
 def pay_order(order_no: str, body: PayRequest, openid: ApiUser, request: Request) -> CheckoutRead:
     payments = _payments(request)
     client_ip = request.client.host if request.client else "127.0.0.1"
+    in_wechat = "MicroMessenger" in request.headers.get("user-agent", "")
+    result_url = f"{str(request.base_url).rstrip('/')}/h5/orders/{order_no}"
     checkout = payments.pay(
-        order_no=order_no, openid=openid, method=body.method, client_ip=client_ip
+        order_no=order_no,
+        openid=openid,
+        client_ip=client_ip,
+        client="wechat" if in_wechat or body.method is PayMethod.jsapi else "browser",
+        preferred=body.channel,
+        return_url=result_url,
     )
     cashier = None
-    if payments.settings.sandbox_cashier_url and checkout.prepay_id:
-        result_url = f"{str(request.base_url).rstrip('/')}/h5/orders/{order_no}"
-        query = urlencode({"prepay_id": checkout.prepay_id, "redirect": result_url})
-        cashier = f"{payments.settings.sandbox_cashier_url.rstrip('/')}/sim/cashier?{query}"
+    sandbox = payments.settings.sandbox_cashier_url
+    if sandbox and (checkout.prepay_id or checkout.code_url) and not checkout.page_url:
+        ticket = (
+            {"prepay_id": checkout.prepay_id}
+            if checkout.prepay_id
+            else {"code_url": checkout.code_url or ""}
+        )
+        query = urlencode({**ticket, "redirect": result_url})
+        cashier = f"{sandbox.rstrip('/')}/sim/cashier?{query}"
     return CheckoutRead(
         order_no=checkout.order_no,
         out_trade_no=checkout.out_trade_no,

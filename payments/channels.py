@@ -57,6 +57,7 @@ class PrepayRequest:
     payer_openid: str | None = None  # required for JSAPI
     attach: str = ""
     currency: str = "CNY"
+    return_url: str | None = None  # page payments: where the payer's browser comes back to
 
 
 @dataclass(frozen=True)

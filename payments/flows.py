@@ -20,6 +20,7 @@ from payments.channels import (
     ChannelDeclinedError,
     ChannelError,
     ChannelRetryableError,
+    ChannelUnreachableError,
     NotifyAnswer,
     NotifyRejectedError,
     PaymentChannel,
@@ -33,7 +34,7 @@ from payments.channels import (
     TradeAlreadyPaidError,
 )
 from payments.channels import RefundStatus as ChannelRefundStatus
-from payments.config import PaymentSettings
+from payments.config import ClientKind, PaymentSettings
 from payments.models import (
     AttemptStatus,
     MerchantPayAccount,
@@ -44,6 +45,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from payments.routing import Route, Router, RouteRequest
 from tianfu.db import upsert_insert
 from tianfu.orm import utcnow
 
@@ -76,6 +78,9 @@ class Channels:
         if channel is None:
             raise errors.ChannelNotConfiguredError(f"支付通道 {name}/{account} 未配置")
         return channel
+
+    def all(self) -> list[PaymentChannel]:
+        return list(self._all)
 
     def named(self, name: str) -> list[PaymentChannel]:
         return [c for c in self._all if c.name == name]
@@ -146,6 +151,7 @@ class Payments:
         self.settings = settings
         self.notify_base_url = notify_base_url.rstrip("/")
         self.clock = clock
+        self.router = Router(channels.all(), settings)
 
     def notify_url(self, channel_name: str) -> str:
         return self.notify_base_url + NOTIFY_PATHS[channel_name]
@@ -163,25 +169,32 @@ class Payments:
         *,
         order_no: str,
         openid: str,
-        method: PayMethod,
         client_ip: str,
-        family: str = "tenpay",
+        client: ClientKind = "wechat",
+        preferred: str | None = None,
+        return_url: str | None = None,
     ) -> Checkout:
-        """Prepay an order at the merchant's channel and return what the payer's client needs.
-        A repeated call returns the live prepay instead of asking for another."""
+        """Prepay an order through the channel routing picks and return what the payer's client
+        needs. A repeated call returns the live prepay instead of asking for another. A channel
+        that cannot be reached at all is skipped for the next one (`payments.routing`)."""
         now = self.clock()
         with self.session_factory.begin() as session:
             order = service.lock_order(session, order_no, openid=openid)
-            channel = self.channels.for_merchant(session, order.merchant_id, family)
             if order.status not in (OrderStatus.created, OrderStatus.paying):
                 raise errors.OrderNotPayableError(f"订单状态为 {order.status.value}，不能支付")
+            routes = self.router.routes(
+                session,
+                RouteRequest(client, order.payable_fen, order.merchant_id, preferred),
+                now,
+            )
+            best = routes[0]
             to_settle: list[PaymentAttempt] = []
             reusable: PaymentAttempt | None = None
             for attempt in service.open_attempts(session, order.id):
                 same = (attempt.channel, attempt.account, attempt.method) == (
-                    channel.name,
-                    channel.account,
-                    method.value,
+                    best.channel.name,
+                    best.channel.account,
+                    best.method.value,
                 )
                 if same and attempt.status is AttemptStatus.prepaid and order.expires_at > now:
                     reusable = attempt
@@ -204,6 +217,17 @@ class Payments:
         for attempt in to_settle:
             if self._close_at_channel(attempt) is not True:
                 raise errors.OrderNotPayableError("上一笔支付仍在处理中，请稍后刷新")
+        for route in routes:
+            checkout = self._pay_through(route, order_no, openid, client_ip, return_url)
+            if checkout is not None:
+                return checkout
+        raise errors.ChannelUnavailableError("支付通道暂时无法连接，请稍后再试")
+
+    def _pay_through(
+        self, route: Route, order_no: str, openid: str, client_ip: str, return_url: str | None
+    ) -> Checkout | None:
+        """One attempt through one route; None when its channel could not be reached at all."""
+        channel, method = route.channel, route.method
         with self.session_factory.begin() as session:
             order = service.lock_order(session, order_no, openid=openid)
             attempt = service.begin_attempt(
@@ -212,7 +236,7 @@ class Payments:
                 channel=channel.name,
                 account=channel.account,
                 method=method.value,
-                now=now,
+                now=self.clock(),
             )
             request = PrepayRequest(
                 out_trade_no=attempt.out_trade_no,
@@ -224,9 +248,12 @@ class Payments:
                 client_ip=client_ip,
                 payer_openid=order.openid,
                 attach=order.order_no,
+                return_url=return_url,
             )
             attempt_id = attempt.id
         prepay = self._prepay(channel, request, attempt_id)
+        if prepay is None:
+            return None
         checkout = Checkout(
             order_no=order_no,
             out_trade_no=request.out_trade_no,
@@ -246,17 +273,27 @@ class Payments:
             )
         return checkout
 
-    def _prepay(self, channel: PaymentChannel, request: PrepayRequest, attempt_id: int) -> Prepay:
-        problem: ChannelError
+    def _prepay(
+        self, channel: PaymentChannel, request: PrepayRequest, attempt_id: int
+    ) -> Prepay | None:
+        """The channel's prepay; None when it could not be reached on the first try (nothing
+        left us: the attempt is closed and the breaker told)."""
+        problem: ChannelError | None = None
         # A retry with the same number and parameters is safe: the channel hands back the same
         # prepay (or refuses the number), it never opens a second trade.
         for _ in range(2):
             try:
-                return channel.prepay(request)
+                prepay = channel.prepay(request)
+            except ChannelUnreachableError as exc:
+                if problem is None:  # the first try: nothing can have reached the channel
+                    self._unreachable(channel, attempt_id, exc)
+                    return None
+                problem = exc  # after a try that may have arrived: still unknown
             except ChannelRetryableError as exc:
                 problem = exc
             except ChannelDeclinedError as exc:
                 with self.session_factory.begin() as session:
+                    self.router.record_reached(session, channel, self.clock())
                     service.record_attempt_problem(
                         session,
                         attempt_id=attempt_id,
@@ -266,6 +303,11 @@ class Payments:
                         now=self.clock(),
                     )
                 raise errors.PaymentDeclinedError(f"支付通道拒绝：{exc.message}") from exc
+            else:
+                with self.session_factory.begin() as session:
+                    self.router.record_reached(session, channel, self.clock())
+                return prepay
+        assert problem is not None
         with self.session_factory.begin() as session:
             service.record_attempt_problem(
                 session,
@@ -276,6 +318,25 @@ class Payments:
                 now=self.clock(),
             )
         raise errors.ChannelUnavailableError("支付通道暂时不可用，请稍后再试") from problem
+
+    def _unreachable(
+        self, channel: PaymentChannel, attempt_id: int, exc: ChannelUnreachableError
+    ) -> None:
+        now = self.clock()
+        logger.warning("%s/%s unreachable: %s", channel.name, channel.account, exc.message)
+        with self.session_factory.begin() as session:
+            service.record_attempt_problem(
+                session,
+                attempt_id=attempt_id,
+                retryable=False,
+                code=exc.code or "UNREACHABLE",
+                message=exc.message,
+                now=now,
+            )
+            service.mark_attempt_closed(
+                session, attempt_id=attempt_id, channel_state="UNREACHABLE", now=now
+            )
+            self.router.record_unreachable(session, channel, exc.message, now)
 
     # -- settling -------------------------------------------------------------------------
 

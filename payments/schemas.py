@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -50,7 +50,12 @@ class QuoteRead(BaseModel):
 
 
 class PayRequest(BaseModel):
-    method: PayMethod = PayMethod.jsapi
+    # "jsapi" says the page runs inside WeChat (as does WeChat's User-Agent); without it the
+    # payer is in an ordinary browser, where routing offers Alipay and WeChat Pay's QR code.
+    method: PayMethod | None = None
+    channel: Literal["tenpay", "alipay"] | None = Field(
+        default=None, description="The payer's choice, when the routing rules offer one"
+    )
 
 
 class CheckoutRead(BaseModel):

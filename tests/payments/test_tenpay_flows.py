@@ -21,7 +21,7 @@ from coupons import claims, points
 from coupons.models import Claim, ClaimStatus, PointsEntry
 from coupons.rules import OfferKind
 from payments import service
-from payments.channels import ChannelRetryableError, PayMethod
+from payments.channels import ChannelRetryableError
 from payments.config import PaymentSettings
 from payments.errors import ChannelUnavailableError
 from payments.flows import Payments
@@ -218,7 +218,7 @@ def _order(stack: Stack, openid: str, *, coupon: str | None = None, points_used:
 
 def _pay(stack: Stack, order: Order) -> str:
     checkout = stack.payments.pay(
-        order_no=order.order_no, openid=order.openid, method=PayMethod.jsapi, client_ip="127.0.0.1"
+        order_no=order.order_no, openid=order.openid, client_ip="127.0.0.1"
     )
     return checkout.out_trade_no
 
@@ -256,16 +256,12 @@ def test_a_payment_moves_money_once_with_coupon_points_and_notice(stack: Stack) 
     code = _coupon(stack, openid)
     order = _order(stack, openid, coupon=code, points_used=1000)
     assert order.payable_fen == 15000 - 2000 - 1000
-    checkout = stack.payments.pay(
-        order_no=order.order_no, openid=openid, method=PayMethod.jsapi, client_ip="127.0.0.1"
-    )
+    checkout = stack.payments.pay(order_no=order.order_no, openid=openid, client_ip="127.0.0.1")
     assert checkout.jsapi_params is not None
     assert checkout.jsapi_params["signType"] == "RSA"
     assert checkout.jsapi_params["package"] == f"prepay_id={checkout.prepay_id}"
     # Asking again gives the same prepay, not a second trade.
-    again = stack.payments.pay(
-        order_no=order.order_no, openid=openid, method=PayMethod.jsapi, client_ip="127.0.0.1"
-    )
+    again = stack.payments.pay(order_no=order.order_no, openid=openid, client_ip="127.0.0.1")
     assert again.out_trade_no == checkout.out_trade_no
     assert again.prepay_id == checkout.prepay_id
 
