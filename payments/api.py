@@ -184,3 +184,8 @@ async def tenpay_v3_notify(request: Request) -> Response:
 @notify_router.post("/payments/notify/tenpay/v2")
 async def tenpay_v2_notify(request: Request) -> Response:
     return await _notify("tenpay_v2", request)
+
+
+@notify_router.post("/payments/notify/alipay")
+async def alipay_notify(request: Request) -> Response:
+    return await _notify("alipay", request)

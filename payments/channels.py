@@ -212,7 +212,10 @@ class PaymentChannel(Protocol):
         """Ask for a refund; repeating with the same `out_refund_no` never refunds twice."""
         ...
 
-    def query_refund(self, out_refund_no: str) -> RefundStatus: ...
+    def query_refund(self, out_refund_no: str, *, out_trade_no: str | None = None) -> RefundStatus:
+        """A refund's state; `out_trade_no` for channels that look refunds up under their trade
+        (Alipay)."""
+        ...
 
     def parse_notify(self, headers: Mapping[str, str], body: bytes) -> Notice:
         """Verify and decode a notify (signature, decryption, account); NotifyRejectedError if

@@ -502,7 +502,9 @@ class Payments:
             tries = refund.tries
         try:
             status = (
-                channel.refund(request) if pending else channel.query_refund(request.out_refund_no)
+                channel.refund(request)
+                if pending
+                else channel.query_refund(request.out_refund_no, out_trade_no=request.out_trade_no)
             )
         except ChannelRetryableError as exc:
             self._refund_problem(refund_id, exc, tries)

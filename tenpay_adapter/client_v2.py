@@ -208,7 +208,8 @@ class TenpayV2Channel:
             raise bad_response("the answer is about another refund")
         return status
 
-    def query_refund(self, out_refund_no: str) -> RefundStatus:
+    def query_refund(self, out_refund_no: str, *, out_trade_no: str | None = None) -> RefundStatus:
+        # WeChat Pay finds a refund by its own number; out_trade_no is not needed.
         answer = self._call("/pay/refundquery", {"out_refund_no": out_refund_no})
         with reading_answer():
             return _queried_refund(answer, out_refund_no)

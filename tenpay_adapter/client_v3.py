@@ -171,7 +171,8 @@ class TenpayV3Channel:
         data = self._wire.request("POST", "/v3/refund/domestic/refunds", body=body)
         return _checked_refund(data, request.out_refund_no)
 
-    def query_refund(self, out_refund_no: str) -> RefundStatus:
+    def query_refund(self, out_refund_no: str, *, out_trade_no: str | None = None) -> RefundStatus:
+        # WeChat Pay finds a refund by its own number; out_trade_no is not needed.
         data = self._wire.request("GET", f"/v3/refund/domestic/refunds/{_segment(out_refund_no)}")
         return _checked_refund(data, out_refund_no)
 

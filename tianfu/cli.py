@@ -15,6 +15,7 @@ from tianfu import __version__, migrate
 from tianfu.cli_support import fail, settings_or_fail
 from tianfu.db import engine_from_settings, make_session_factory, session_scope
 from tianfu.payments_cli import jobs_app, payments_app
+from tianfu.reconcile_cli import reconcile_command, settle_command
 from tianfu.settings import (
     ConfigurationError,
     generate_development_env,
@@ -36,6 +37,8 @@ app.add_typer(coupons_app, name="coupons")
 app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to Tianfu.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(payments_app, name="payments")
+app.command("reconcile")(reconcile_command)
+app.command("settle")(settle_command)
 
 DEFAULT_SIMULATOR_PORT = 8001
 
@@ -142,6 +145,44 @@ def sim_tenpay(
     console.print(f"platform certificate: {account.path('platform_cert.pem')}")
     console.print(f"TIANFU_TENPAY_* lines for Tianfu's .env: {account.env_path}")
     console.print(f"WeChat Pay simulator on http://{host}:{port} (mchid {account.config.mchid})")
+    serve_simulator(host=host, port=port, config=account.config)
+
+
+@sim_app.command("alipay")
+def sim_alipay(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8003,
+    notify_retry_scale: Annotated[
+        float, typer.Option(min=0, help="Multiplies notify redelivery delays (0.01: 4 min → 2.4 s)")
+    ] = 1.0,
+    keys_dir: Annotated[
+        Path | None, typer.Option(help="Keep the throwaway keys here (default: a new temp dir)")
+    ] = None,
+) -> None:
+    """Alipay's /gateway.do, a cashier page and notifies, on loopback. Values the settings lack
+    (TIANFU_ALIPAY_*) are made up and written to a directory for Tianfu to use."""
+    import tempfile
+
+    from payments.alipay.sim_dev import development_account
+    from payments.alipay.simulator import serve_simulator
+
+    settings = settings_or_fail()
+    directory = keys_dir or Path(tempfile.mkdtemp(prefix="tianfu-alipay-sim-"))
+    account = development_account(
+        directory,
+        alipay=settings.alipay,
+        base_url=f"http://{host}:{port}",
+        retry_scale=notify_retry_scale,
+    )
+    if "app_private_key_pem" in account.from_settings:
+        console.print("app key pair: TIANFU_ALIPAY_APP_PRIVATE_KEY_PEM (from settings)")
+    else:
+        console.print(f"app private key (PKCS#1): {account.path('app_private_key.pem')}")
+    console.print(f"Alipay public key: {account.path('alipay_public_key.pem')}")
+    console.print(f"TIANFU_ALIPAY_* lines for Tianfu's .env: {account.env_path}")
+    console.print(
+        f"Alipay simulator on http://{host}:{port}/gateway.do (app_id {account.config.app_id})"
+    )
     serve_simulator(host=host, port=port, config=account.config)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from payments.alipay.client import build_alipay_channels
 from payments.flows import Channels, Payments
 from payments.jobs import OutboxHandler
 from payments.notices import payment_notice_handler
@@ -22,7 +23,12 @@ def build_payments(
     settings: TianfuSettings, session_factory: sessionmaker[Session]
 ) -> Payments | None:
     """The payment flows, or None when no channel account is configured."""
-    channels = Channels(build_tenpay_channels(settings.tenpay, default_appid=settings.wechat.appid))
+    channels = Channels(
+        [
+            *build_tenpay_channels(settings.tenpay, default_appid=settings.wechat.appid),
+            *build_alipay_channels(settings.alipay),
+        ]
+    )
     if not channels:
         return None
     return Payments(
