@@ -32,6 +32,7 @@ from payments.alipay.signing import (
 from payments.channels import (
     ChannelDeclinedError,
     ChannelRetryableError,
+    ChannelUnreachableError,
     TradeState,
 )
 from tests.alipay.channel_support import (
@@ -213,11 +214,13 @@ def test_final_refusals_are_declined_with_the_sub_code_or_code(answer: Answer, c
     assert not isinstance(declined.value, ChannelRetryableError)
 
 
-def test_an_unreachable_gateway_is_retryable() -> None:
+def test_an_unreachable_gateway_is_told_apart_from_an_unknown_outcome() -> None:
     gateway = FakeGateway(_not_exist)
     with serving(gateway.app) as base_url:
         url = f"{base_url}/gateway.do"
     channel = AlipayChannel(alipay_settings(url))  # the server is gone: connection refused
-    with pytest.raises(ChannelRetryableError) as unknown:
+    with pytest.raises(ChannelUnreachableError) as unreachable:
         channel.query("T1")
-    assert unknown.value.code == "NETWORK"
+    # Still retryable (settled by asking again), and nothing left us: routing may go elsewhere.
+    assert isinstance(unreachable.value, ChannelRetryableError)
+    assert unreachable.value.code == "UNREACHABLE"
