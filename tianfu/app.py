@@ -19,6 +19,7 @@ from lbs import pages as lbs_pages
 from lbs.client import WeChatClient
 from lbs.dispatch import PushHandler, customer_service_sender
 from lbs.nearby import StoreCards
+from merchants.portal import install_portal
 from merchants.store_index import LiveStoreIndex
 from payments import api as payments_api
 from payments import pages as payments_pages
@@ -120,6 +121,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(payments_api.router)
     app.include_router(payments_api.notify_router)
     app.include_router(payments_pages.router)
+    install_portal(app)  # /portal pages and /api/v1/portal, behind their own login
     app.mount(
         h5_session.STATIC_URL_PREFIX,
         StaticFiles(directory=h5_session.STATIC_DIR),

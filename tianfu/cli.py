@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lbs.cli import wechat_app
+from merchants.cli import admin_app
 from tianfu import __version__, migrate
 from tianfu.cli_support import fail, settings_or_fail
 from tianfu.db import engine_from_settings, make_session_factory, session_scope
@@ -37,6 +38,7 @@ app.add_typer(coupons_app, name="coupons")
 app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to Tianfu.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(payments_app, name="payments")
+app.add_typer(admin_app, name="admin", help="Partner portal accounts (bank admins).")
 app.command("reconcile")(reconcile_command)
 app.command("settle")(settle_command)
 

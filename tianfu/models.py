@@ -10,7 +10,16 @@ from coupons.models import (
 )
 from lbs.models import InboundPush, TemplateSend, UserLocation, WeChatCredential
 from merchants.changes import StoreChange, StoreChangeCounter
-from merchants.models import Category, Merchant, Store
+from merchants.models import (
+    AuditEntry,
+    Category,
+    Merchant,
+    MerchantApplication,
+    PortalAccount,
+    PortalSession,
+    StaffStoreScope,
+    Store,
+)
 from payments.models import (
     ChannelHealth,
     MerchantPayAccount,
@@ -26,12 +35,14 @@ from payments.models import (
 from tianfu.orm import Base
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "Category",
     "ChannelHealth",
     "Claim",
     "InboundPush",
     "Merchant",
+    "MerchantApplication",
     "MerchantPayAccount",
     "MerchantSettlement",
     "Offer",
@@ -43,9 +54,12 @@ __all__ = [
     "PaymentEvent",
     "PointsAccount",
     "PointsEntry",
+    "PortalAccount",
+    "PortalSession",
     "ReconciliationItem",
     "ReconciliationRun",
     "Refund",
+    "StaffStoreScope",
     "Store",
     "StoreChange",
     "StoreChangeCounter",

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from lbs.config import WeChatSettings
+from merchants.config import PortalSettings
 from payments.alipay.config import AlipaySettings
 from payments.config import PaymentSettings
 from tenpay_adapter.config import TenpaySettings
@@ -94,6 +95,7 @@ class TianfuSettings(BaseSettings):
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     tenpay: TenpaySettings = Field(default_factory=TenpaySettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
     alipay: AlipaySettings = Field(default_factory=AlipaySettings)
 
     @field_validator("database_url")
