@@ -38,6 +38,22 @@ ACTION_LABELS: dict[str, str] = {
     "staff.stores_changed": "调整店员门店",
     "staff.disabled": "停用店员",
     "staff.enabled": "启用店员",
+    "store.created": "新建门店",
+    "store.updated": "修改门店",
+    "store.closed": "门店停业",
+    "store.reopened": "门店恢复营业",
+    "api_key.created": "创建 API 密钥",
+    "api_key.revoked": "吊销 API 密钥",
+    "offer.created": "新建优惠",
+    "offer.updated": "修改优惠",
+    "offer.submitted": "提交优惠审核",
+    "offer.paused": "暂停优惠",
+    "offer.resumed": "恢复优惠",
+    "offer.ended": "结束优惠",
+    "offer.approved": "优惠审核通过",
+    "offer.rejected": "优惠审核驳回",
+    "coupon.redeemed": "核销优惠券",
+    "coupon.redemption_undone": "撤销核销",
 }
 # What the audit page calls the targets' tables; a table not listed shows its own name.
 TARGET_LABELS: dict[str, str] = {
@@ -45,6 +61,9 @@ TARGET_LABELS: dict[str, str] = {
     "merchant_applications": "入驻申请",
     "portal_accounts": "账号",
     "stores": "门店",
+    "merchant_api_keys": "API 密钥",
+    "offers": "优惠",
+    "claims": "优惠券",
 }
 _ACTION_RE = re.compile(r"^[a-z_]+(\.[a-z_]+)*$")
 PAGE_SIZE = 50

@@ -103,3 +103,28 @@ class LicenceInUseError(ConflictError):
 
 class InvalidReviewError(InvalidInputError):
     code = "invalid_review"
+
+
+# -- stores and the merchant REST API (API keys) --------------------------------------------------
+
+
+class StoreStateError(ConflictError):
+    """Closing a store that is already closed, reopening one that is open."""
+
+    code = "store_state_conflict"
+
+
+class ApiKeyRejectedError(PortalAccessError):
+    """No key, a malformed, unknown or revoked one: one answer for all, so nothing is learnt."""
+
+    status_code = 401
+    code = "api_key_invalid"
+
+
+class ApiKeyReadOnlyError(PortalAccessError):
+    status_code = 403
+    code = "api_key_read_only"
+
+
+class ApiKeyLimitError(ConflictError):
+    code = "api_key_limit"

@@ -268,3 +268,37 @@ class AuditEntryImmutableError(RuntimeError):
 def _refuse_audit_change(_mapper: Mapper[AuditEntry], _conn: Connection, entry: AuditEntry) -> None:
     # The ORM path; bulk UPDATE/DELETE statements meet the database triggers instead.
     raise AuditEntryImmutableError(f"audit entry {entry.id} is append-only")
+
+
+# -- the merchants' REST API: API keys ------------------------------------------------------------
+
+
+class ApiKeyAccess(StrEnum):
+    read = "read"
+    write = "write"  # read and write
+
+
+class MerchantApiKey(Base):
+    """A key for the merchant REST API (/api/v1/merchant). The client holds
+    `tfk_<prefix>_<secret>`; only the prefix (shown in lists) and the SHA-256 of the 32-byte random
+    secret are stored (merchants.api_keys says why not argon2). Revoking sets `revoked_at`; rows
+    are kept, so the audit log's "apikey:<prefix>" always names a known key."""
+
+    __tablename__ = "merchant_api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(
+        ForeignKey("merchants.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(60))
+    # "tfk_" and 8 hex digits: how the key is found, and how people tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    access: Mapped[ApiKeyAccess] = mapped_column(enum_column(ApiKeyAccess, "api_key_access"))
+    created_by: Mapped[int] = mapped_column(ForeignKey("portal_accounts.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return model_repr(self, "id", "merchant_id", "prefix", "access", "revoked_at")

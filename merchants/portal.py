@@ -26,7 +26,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from merchants import portal_admin, portal_api, portal_pages, portal_staff
+from merchants import (
+    merchant_api,
+    portal_admin,
+    portal_api,
+    portal_api_keys,
+    portal_bank,
+    portal_counter,
+    portal_offers,
+    portal_pages,
+    portal_sales,
+    portal_staff,
+    portal_stores,
+)
 from merchants.errors import PortalAccessError
 from merchants.portal_web import handle_portal_access_error
 
@@ -36,6 +48,14 @@ ROUTERS: tuple[APIRouter, ...] = (
     portal_admin.router,
     portal_staff.router,
     portal_api.router,
+    portal_stores.router,
+    portal_stores.api,
+    portal_api_keys.router,
+    merchant_api.router,  # /api/v1/merchant: API keys, not the portal's session
+    portal_offers.router,
+    portal_bank.router,
+    portal_counter.router,
+    portal_sales.router,
 )
 
 

@@ -81,6 +81,7 @@ NAV_LINKS = (
     NavLink("商户管理", "/portal/admin/merchants", _ADMIN),
     NavLink("优惠审核", "/portal/admin/offers", _ADMIN),
     NavLink("对账", "/portal/admin/reconciliation", _ADMIN),
+    NavLink("结算", "/portal/admin/settlements", _ADMIN),
     NavLink("审计", "/portal/admin/audit", _ADMIN),
 )
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from coupons import api as coupons_api
+from coupons import merchant_api as coupons_merchant_api
 from coupons import pages as coupons_pages
 from coupons.lookup import OfferCatalog
 from lbs import api as lbs_api
@@ -118,6 +119,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(lbs_pages.router)
     app.include_router(coupons_api.router)
     app.include_router(coupons_pages.router)
+    app.include_router(coupons_merchant_api.router)  # offers in the merchants' REST API
     app.include_router(payments_api.router)
     app.include_router(payments_api.notify_router)
     app.include_router(payments_pages.router)

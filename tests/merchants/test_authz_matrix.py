@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -42,19 +42,26 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from merchants import accounts
+from coupons.models import Claim, Offer, OfferStatus
+from merchants import accounts, api_keys
+from merchants.changes import StoreChange
 from merchants.models import (
+    ApiKeyAccess,
     ApplicationStatus,
     AuditEntry,
     Merchant,
+    MerchantApiKey,
     MerchantApplication,
     MerchantStatus,
     PortalAccount,
     PortalSession,
     StaffStoreScope,
+    Store,
+    StoreStatus,
 )
 from merchants.portal_web import route_table
 from tests.builders import make_merchant, make_store
+from tests.merchants.commerce_support import commerce_scene
 from tests.merchants.conftest import Committed, portal_test_settings
 from tests.merchants.portal_support import (
     FAST_HASHER,
@@ -69,6 +76,7 @@ from tests.merchants.portal_support import (
     unique,
 )
 from tianfu.app import create_app
+from tianfu.orm import utcnow
 
 pytestmark = pytest.mark.anyio
 
@@ -92,6 +100,13 @@ class Scene:
     store_a2: int
     a_names: tuple[str, ...]  # seen by A's people and bank admins only
     a2_name: str  # store A2: not by staff A either
+    api_key_a: int  # a write key of A's
+    # A's offers, coupons and sales (tests/merchants/commerce_support.py); paid orders at A1, A2
+    offer_a: int = 0  # active, at A1 and A2
+    draft_offer_a: int = 0
+    pending_offer_a: int = 0  # waiting for the bank's review
+    code_a: str = ""  # a coupon of offer_a held by a user, not used yet
+    redeemed_claim_a: int = 0  # a coupon of offer_a redeemed at A1's counter today
 
 
 def build_scene(session: Session) -> Scene:
@@ -112,15 +127,25 @@ def build_scene(session: Session) -> Scene:
     owner_b = make_owner(session, merchant_b, username=unique("ownerb"))
     pending = make_applicant(session, business_name=f"丙申请{tag}")
     suspended = make_merchant(session, name=f"丁商户{tag}", status=MerchantStatus.suspended)
+    key_a = api_keys.issue_key(
+        session,
+        merchant_id=merchant_a.id,
+        name=f"甲同步{tag}",
+        access=ApiKeyAccess.write,
+        created_by=owner_a.id,
+        now=utcnow(),
+    )
     people = {"bank_admin": admin, "owner_a": owner_a, "staff_a": staff_a, "owner_b": owner_b}
-    return Scene(
+    scene = Scene(
         tokens={role: session_cookie(session, account) for role, account in people.items()},
         account_ids={role: account.id for role, account in people.items()},
         merchant_a=merchant_a.id, merchant_b=merchant_b.id, suspended_merchant=suspended.id,
         pending_application=pending.application.id, staff_a=staff_a.id, store_a1=a1.id,
         store_a2=a2.id, a_names=(merchant_a.name, a1.name, a2.name, owner_a.username,
                                  staff_a.username), a2_name=a2.name,
+        api_key_a=key_a.key.id,
     )  # fmt: skip
+    return replace(scene, **commerce_scene(session, scene))
 
 
 def default_params(scene: Scene) -> dict[str, object]:
@@ -184,6 +209,53 @@ OWNER_ON_A = (LOGIN, DENIED, OK, DENIED, HIDDEN)  # owner B on A's object
 EVERY_ACCOUNT = (LOGIN, OK, OK, OK, OK)
 EVERYONE = (OK, OK, OK, OK, OK)
 
+
+def on_store_a1(scene: Scene) -> dict[str, object]:
+    return {"store_id": scene.store_a1}
+
+
+def store_form(_scene: Scene) -> dict[str, str]:
+    return {"name": f"新店{secrets.token_hex(2)}", "address": "成都市锦江区红星路三段2号",
+            "category": "hotpot", "lat": "30.6578", "lng": "104.0808", "coord": "gcj02",
+            "hours_mon": "10:00-14:00,17:00-22:00", "closed_dates": "2026-10-01"}  # fmt: skip
+
+
+def a1_closed(session: Session, scene: Scene) -> None:
+    store = session.get(Store, scene.store_a1)
+    assert store is not None
+    store.status = StoreStatus.temporarily_closed
+
+
+def offer_form(_scene: Scene) -> dict[str, str]:
+    return {"kind": "fixed_off", "title_zh": f"立减5元{secrets.token_hex(2)}", "amount_off": "5",
+            "total_stock": "100", "budget": "500", "per_user_limit": "1"}  # fmt: skip
+
+
+def on_offer_a(scene: Scene) -> dict[str, object]:
+    return {"offer_id": scene.offer_a}
+
+
+def on_draft_a(scene: Scene) -> dict[str, object]:
+    return {"offer_id": scene.draft_offer_a}
+
+
+def on_pending_a(scene: Scene) -> dict[str, object]:
+    return {"offer_id": scene.pending_offer_a}
+
+
+def at_a1(scene: Scene) -> dict[str, str]:
+    return {"store_id": str(scene.store_a1)}
+
+
+def offer_a_paused(session: Session, scene: Scene) -> None:
+    offer = session.get(Offer, scene.offer_a)
+    assert offer is not None
+    offer.status = OfferStatus.paused
+
+
+MERCHANT_PEOPLE = (LOGIN, DENIED, OK, OK, OK)  # owners and staff, each of its own merchant
+MERCHANT_PEOPLE_ON_A = (LOGIN, DENIED, OK, OK, HIDDEN)
+
 # fmt: off
 MATRIX: dict[tuple[str, str], Access] = {
     # -- login, sign-up, the dashboard, one's own account -----------------------------------
@@ -221,6 +293,56 @@ MATRIX: dict[tuple[str, str], Access] = {
         *OWNER_ON_A, form=lambda s: {"store_id": str(s.store_a2)}),
     ("POST", "/portal/staff/{account_id}/disable"): Access(*OWNER_ON_A),
     ("POST", "/portal/staff/{account_id}/enable"): Access(*OWNER_ON_A),
+    # -- stores: staff see theirs; owners of approved merchants change them ----------------------
+    ("GET", "/portal/stores"): Access(LOGIN, DENIED, OK, OK, OK),
+    ("GET", "/portal/stores/new"): Access(*OWNER_ONLY),
+    ("POST", "/portal/stores"): Access(*OWNER_ONLY, form=store_form),
+    ("GET", "/portal/stores/{store_id}"): Access(LOGIN, DENIED, OK, OK, HIDDEN, params=on_store_a1),
+    ("POST", "/portal/stores/{store_id}"): Access(*OWNER_ON_A, params=on_store_a1, form=store_form),
+    ("POST", "/portal/stores/{store_id}/close"): Access(*OWNER_ON_A, params=on_store_a1),
+    ("POST", "/portal/stores/{store_id}/reopen"): Access(
+        *OWNER_ON_A, params=on_store_a1, setup=a1_closed),
+    ("GET", "/api/v1/portal/stores/{store_id}"): Access(
+        LOGIN, DENIED, OK, OK, HIDDEN, params=on_store_a1),
+    # -- the owner's API keys (the REST API they open: tests/merchants/test_api_keys.py) --------
+    ("GET", "/portal/api-keys"): Access(*OWNER_ONLY),
+    ("POST", "/portal/api-keys"): Access(
+        *OWNER_ONLY, form=lambda s: {"name": "收银系统", "access": "write"}),
+    ("POST", "/portal/api-keys/{key_id}/revoke"): Access(
+        *OWNER_ON_A, params=lambda s: {"key_id": s.api_key_a}),
+    # -- offers: staff read theirs, owners of approved merchants write, bank admins review ------
+    ("GET", "/portal/offers"): Access(*MERCHANT_PEOPLE),
+    ("GET", "/portal/offers/new"): Access(*OWNER_ONLY),
+    ("POST", "/portal/offers"): Access(*OWNER_ONLY, form=offer_form),
+    ("GET", "/portal/offers/{offer_id}"): Access(*MERCHANT_PEOPLE_ON_A, params=on_offer_a),
+    ("GET", "/portal/offers/{offer_id}/edit"): Access(*OWNER_ON_A, params=on_draft_a),
+    ("POST", "/portal/offers/{offer_id}/edit"): Access(
+        *OWNER_ON_A, params=on_draft_a, form=offer_form),
+    ("POST", "/portal/offers/{offer_id}/submit"): Access(*OWNER_ON_A, params=on_draft_a),
+    ("POST", "/portal/offers/{offer_id}/pause"): Access(*OWNER_ON_A, params=on_offer_a),
+    ("POST", "/portal/offers/{offer_id}/resume"): Access(
+        *OWNER_ON_A, params=on_offer_a, setup=offer_a_paused),
+    ("POST", "/portal/offers/{offer_id}/end"): Access(*OWNER_ON_A, params=on_offer_a),
+    ("GET", "/portal/admin/offers"): Access(*ADMIN_ONLY),
+    ("GET", "/portal/admin/offers/{offer_id}"): Access(*ADMIN_ONLY, params=on_pending_a),
+    ("POST", "/portal/admin/offers/{offer_id}/approve"): Access(*ADMIN_ONLY, params=on_pending_a),
+    ("POST", "/portal/admin/offers/{offer_id}/reject"): Access(
+        *ADMIN_ONLY, params=on_pending_a, form=lambda s: {"note": "请补充使用说明"}),
+    # -- the counter: owners and staff, staff at their stores -----------------------------------
+    ("GET", "/portal/counter"): Access(*MERCHANT_PEOPLE),
+    ("GET", "/portal/counter/check"): Access(*MERCHANT_PEOPLE),
+    ("POST", "/portal/counter/redeem"): Access(
+        *MERCHANT_PEOPLE_ON_A, form=lambda s: at_a1(s) | {"code": s.code_a}),
+    ("POST", "/portal/counter/redemptions/{claim_id}/undo"): Access(
+        *MERCHANT_PEOPLE_ON_A, params=lambda s: {"claim_id": s.redeemed_claim_a}, form=at_a1),
+    # -- sales and settlement; the bank's reconciliation and settlements -----------------------
+    ("GET", "/portal/sales"): Access(*MERCHANT_PEOPLE),
+    ("GET", "/portal/sales.csv"): Access(*MERCHANT_PEOPLE),
+    ("GET", "/portal/sales/settlement.csv"): Access(*OWNER_ONLY),
+    ("GET", "/portal/admin/reconciliation"): Access(*ADMIN_ONLY),
+    ("GET", "/portal/admin/reconciliation.csv"): Access(*ADMIN_ONLY),
+    ("GET", "/portal/admin/settlements"): Access(*ADMIN_ONLY),
+    ("GET", "/portal/admin/settlements.csv"): Access(*ADMIN_ONLY),
     # -- the portal's JSON API --------------------------------------------------------------------
     ("GET", "/api/v1/portal/me"): Access(*EVERY_ACCOUNT),
     ("GET", "/api/v1/portal/merchants/{merchant_id}"): Access(LOGIN, OK, OK, OK, HIDDEN),
@@ -279,6 +401,16 @@ def fingerprint(session: Session) -> tuple[Any, ...]:
                         .order_by(StaffStoreScope.account_id, StaffStoreScope.store_id)).all(),
         session.execute(select(PortalSession.id, PortalSession.revoked)
                         .order_by(PortalSession.id)).all(),
+        session.execute(select(Store.id, Store.name, Store.address, Store.status, Store.category_id,
+                               Store.opening_hours, func.ST_AsText(Store.location_gcj02))
+                        .order_by(Store.id)).all(),
+        session.scalar(select(func.count()).select_from(StoreChange)),
+        session.execute(select(MerchantApiKey.id, MerchantApiKey.revoked_at)
+                        .order_by(MerchantApiKey.id)).all(),
+        session.execute(select(Offer.id, Offer.status, Offer.title_zh, Offer.terms_version,
+                               Offer.reviewed_by).order_by(Offer.id)).all(),
+        session.execute(select(Claim.id, Claim.status, Claim.redeemed_store_id,
+                               Claim.restore_count).order_by(Claim.id)).all(),
         session.scalar(select(func.count()).select_from(AuditEntry)),
     )  # fmt: skip
 
