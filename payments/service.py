@@ -9,6 +9,7 @@ everyone else (a duplicate notify, a late query, a second worker) finds nothing 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -48,6 +49,35 @@ _ATTEMPTS = cast(Table, PaymentAttempt.__table__)
 _REFUNDS = cast(Table, Refund.__table__)
 _BEIJING = timedelta(hours=8)
 LATE_PAYMENT_REFUNDER = "system:late-payment"
+
+
+# What a domain selling through orders does when one of its orders is paid or closed, in the same
+# transaction (cinema: tickets, or seats back). Registered by kind (`Order.kind`) by the domain
+# itself, so payments calls it without importing it: the arrow stays cinema -> payments.
+OrderHook = Callable[[Session, Order, datetime], None]
+
+
+@dataclass(frozen=True)
+class OrderHooks:
+    paid: OrderHook
+    closed: OrderHook
+
+
+_ORDER_HOOKS: dict[str, OrderHooks] = {}
+
+
+def register_order_hooks(kind: str, *, paid: OrderHook, closed: OrderHook) -> None:
+    """Register (or replace) what happens to `kind` orders when paid or closed unpaid."""
+    _ORDER_HOOKS[kind] = OrderHooks(paid=paid, closed=closed)
+
+
+def _order_hooks(order: Order, *, required: bool) -> OrderHooks | None:
+    hooks = _ORDER_HOOKS.get(order.kind)
+    if hooks is None and required and order.kind != "store":
+        # Money for goods nobody in this process would deliver: not applied (the notify is
+        # answered with a failure and sent again), rather than paid without tickets.
+        raise RuntimeError(f"no hooks registered for {order.kind!r} orders")
+    return hooks
 
 
 def _rowcount(result: Any) -> int:
@@ -517,6 +547,9 @@ def _after_attempt_paid(
         paid_attempt_id=attempt.id,
     ):
         _use_coupon_and_points(session, order=order, now=now, settings=settings)
+        hooks = _order_hooks(order, required=True)
+        if hooks is not None:
+            hooks.paid(session, order, now)
         queue(
             session,
             topic="payment_notice",
@@ -589,6 +622,10 @@ def close_order(session: Session, *, order: Order, now: datetime) -> bool:
         coupon_points.reverse(
             session, source_key_of_original=f"order:{order.order_no}:spend", now=now
         )
+    # Without hooks nothing is lost here: what an order held (seats) runs out with its own time.
+    hooks = _order_hooks(order, required=False)
+    if hooks is not None:
+        hooks.closed(session, order, now)
     return True
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from cinema import api as cinema_api
 from coupons import api as coupons_api
 from coupons import merchant_api as coupons_merchant_api
 from coupons import pages as coupons_pages
@@ -123,6 +124,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(payments_api.router)
     app.include_router(payments_api.notify_router)
     app.include_router(payments_pages.router)
+    app.include_router(cinema_api.router)
     install_portal(app)  # /portal pages and /api/v1/portal, behind their own login
     app.mount(
         h5_session.STATIC_URL_PREFIX,

@@ -1,5 +1,6 @@
 """Every table of every domain, imported in one place for Alembic and the test fixtures."""
 
+from cinema.models import Film, Hall, Hold, SeatHold, Showtime, Ticket
 from coupons.models import (
     Claim,
     Offer,
@@ -41,6 +42,9 @@ __all__ = [
     "Category",
     "ChannelHealth",
     "Claim",
+    "Film",
+    "Hall",
+    "Hold",
     "InboundPush",
     "Merchant",
     "MerchantApiKey",
@@ -61,11 +65,14 @@ __all__ = [
     "ReconciliationItem",
     "ReconciliationRun",
     "Refund",
+    "SeatHold",
+    "Showtime",
     "StaffStoreScope",
     "Store",
     "StoreChange",
     "StoreChangeCounter",
     "TemplateSend",
+    "Ticket",
     "UserLocation",
     "WeChatCredential",
 ]

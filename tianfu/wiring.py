@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cinema.booking import install_payment_hooks
 from payments.alipay.client import build_alipay_channels
 from payments.flows import Channels, Payments
 from payments.jobs import OutboxHandler
@@ -23,6 +24,7 @@ def build_payments(
     settings: TianfuSettings, session_factory: sessionmaker[Session]
 ) -> Payments | None:
     """The payment flows, or None when no channel account is configured."""
+    install_payment_hooks()  # cinema orders: tickets when paid, seats back when closed
     channels = Channels(
         [
             *build_tenpay_channels(settings.tenpay, default_appid=settings.wechat.appid),

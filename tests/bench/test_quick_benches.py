@@ -62,3 +62,13 @@ def test_notify_bench_quick_form_pays_every_order_once() -> None:
     # paid once (event, points, outbox); notifies/s against /livez is its own measurement.
     _verdict, figures = _run_quick("notify.py")
     assert figures["paid"] == "1000", figures
+
+
+def test_holds_bench_quick_form_never_holds_a_seat_twice() -> None:
+    # Correctness only: the bench audits every round (no seat with two rows, every 201 a hold
+    # with exactly its seats, as many holds as 201s); holds/s against the bare INSERT is its own
+    # measurement, and noisy on a two-core machine shared with the database.
+    _verdict, figures = _run_quick("holds.py")
+    assert figures["wrong"] == "0", figures
+    assert (figures["attempts"], figures["users"], figures["seats"]) == ("2000", "500", "300")
+    assert int(figures["held"]) > 0

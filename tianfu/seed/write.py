@@ -13,6 +13,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from cinema.seed import seed_cinemas
 from merchants.changes import record_bulk_change
 from merchants.models import Category, Merchant, Store
 from tianfu.geo import STORAGE_SRID
@@ -180,4 +181,5 @@ def seed_demo(
     if stores_created:
         # One "everything changed" entry, not one per store: running workers rebuild their index.
         record_bulk_change(session)
+    seed_cinemas(session, seed=seed)  # halls and a week of showtimes for a few of the cinemas
     return SeedReport(merchants_created, stores_created, len(existing) + stores_created)

@@ -1,0 +1,182 @@
+"""From a hold to tickets: the order, and what its payment (or its closing) does to the seats.
+
+The hold and its order run out together: the order's TTL is the hold's remaining time, so an
+order is never payable for seats nobody holds any more. Payments calls back through the hooks it
+exposes (`payments.service.register_order_hooks`), in the transaction that moves the order.
+
+A payment that arrives after its hold expired (the channel's news came late, or the payer paid
+in the last second) is still honoured when it can be: if the seats are free, they are taken and
+ticketed as if the hold had lasted. If any of them was taken meanwhile, the whole amount is
+refunded automatically (`payments.service.request_refund`, requester `SEATS_GONE_REFUNDER`) and
+the order ends refunded, its coupon and points given back when the refund succeeds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cinema import errors
+from cinema.models import Film, Hall, Hold, HoldStatus, SeatHold, SeatHoldStatus, Showtime
+from cinema.service import end_hold
+from cinema.tickets import issue_tickets
+from payments import service as payments
+from payments.config import PaymentSettings
+from payments.models import Order
+
+ORDER_KIND = "cinema"
+# Not payments' LATE_PAYMENT_REFUNDER: that one is for money reaching an order already closed,
+# which has nothing left to give back. This order was paid (its coupon used, its points moved),
+# so its refund runs the ordinary way and gives them back when it succeeds.
+SEATS_GONE_REFUNDER = "system:cinema-seats-gone"
+_SEATS = cast(Table, SeatHold.__table__)
+_HOLDS = cast(Table, Hold.__table__)
+
+
+def install_payment_hooks() -> None:
+    """Have payments call this module when a cinema order is paid or closed (idempotent)."""
+    payments.register_order_hooks(ORDER_KIND, paid=on_order_paid, closed=on_order_closed)
+
+
+def checkout_hold(
+    session: Session,
+    *,
+    hold_id: int,
+    openid: str,
+    settings: PaymentSettings,
+    now: datetime,
+    coupon_code: str | None = None,
+    points: int = 0,
+) -> Order:
+    """The order for a live hold (the same one again if asked twice with the same choices)."""
+    payments.lock_for_write(session)
+    hold = session.scalars(
+        select(Hold)
+        .where(Hold.id == hold_id, Hold.openid == openid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if hold is None:
+        raise errors.HoldNotFoundError(f"锁座 {hold_id} 不存在")
+    remaining_s = int((hold.expires_at - now).total_seconds())  # rounded down: never longer
+    if hold.status is not HoldStatus.held or remaining_s < 1:
+        raise errors.HoldExpiredError("锁座已失效，请重新选座")
+    store_id, hall_name, title = session.execute(
+        select(Hall.store_id, Hall.name, Film.title)
+        .select_from(Showtime)
+        .join(Hall, Hall.id == Showtime.hall_id)
+        .join(Film, Film.id == Showtime.film_id)
+        .where(Showtime.id == hold.showtime_id)
+    ).one()
+    request = payments.OrderRequest(
+        openid=openid,
+        store_id=store_id,
+        total_fen=hold.amount_fen,
+        idempotency_key=f"hold:{hold.id}",
+        coupon_code=coupon_code,
+        points=points,
+        description=f"《{title}》{hall_name} {' '.join(hold.seat_ids)}",
+        items=tuple(hold.seats),
+        kind=ORDER_KIND,
+    )
+    aligned = settings.model_copy(update={"order_ttl_s": remaining_s})
+    order = payments.create_order(session, request, settings=aligned, now=now)
+    if hold.order_no is None:
+        hold.order_no = order.order_no
+        session.flush()
+    return order
+
+
+def _hold_of(session: Session, order: Order) -> Hold:
+    hold = session.scalars(
+        select(Hold)
+        .where(Hold.order_no == order.order_no)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if hold is None:  # checkout writes both in one transaction: this is a bug, not a case
+        raise RuntimeError(f"cinema order {order.order_no} has no hold")
+    return hold
+
+
+def on_order_paid(session: Session, order: Order, now: datetime) -> None:
+    """Sell the hold's seats to the order and issue tickets, or refund (module docstring)."""
+    hold = _hold_of(session, order)
+    if hold.status is HoldStatus.converted:
+        return
+    if _sell(session, hold, order.id, now):
+        session.execute(
+            update(_HOLDS)
+            .where(_HOLDS.c.id == hold.id)
+            .values(status=HoldStatus.converted, updated_at=now)
+        )
+        issue_tickets(session, hold=hold, order_id=order.id, now=now)
+        return
+    end_hold(session, hold=hold, status=HoldStatus.expired, now=now)
+    payments.request_refund(
+        session,
+        order_no=order.order_no,
+        amount_fen=order.payable_fen,
+        idempotency_key=f"seats-gone:{order.order_no}",
+        reason="所选座位已被他人购买，款项自动退回",
+        requested_by=SEATS_GONE_REFUNDER,
+        now=now,
+    )
+
+
+class _SeatsMissingError(Exception):
+    """Some of a hold's seat rows are gone."""
+
+
+def _sell(session: Session, hold: Hold, order_id: int, now: datetime) -> bool:
+    """Turn the hold's seat rows into sold ones; if some are gone (expired and deleted, or moved
+    to the user's next hold), take the seats afresh if they are free. False: some are not."""
+    sold = {"status": SeatHoldStatus.sold, "expires_at": None, "order_id": order_id}
+    mine = _SEATS.c.hold_id == hold.id, _SEATS.c.status == SeatHoldStatus.held
+    try:
+        with session.begin_nested():
+            converted = session.execute(update(_SEATS).where(*mine).values(**sold))
+            assert isinstance(converted, CursorResult)
+            # An expired row may have been deleted by the next holder of its seat, even while
+            # this ran: then this savepoint goes and the seats are taken afresh below.
+            if converted.rowcount != len(hold.seats):
+                raise _SeatsMissingError
+        return True  # the usual case, expired or not: nobody needed them
+    except _SeatsMissingError:
+        pass
+    try:
+        with session.begin_nested():
+            session.execute(delete(_SEATS).where(*mine))
+            session.execute(
+                delete(_SEATS).where(
+                    _SEATS.c.showtime_id == hold.showtime_id,
+                    _SEATS.c.seat_id.in_(hold.seat_ids),
+                    _SEATS.c.status == SeatHoldStatus.held,
+                    _SEATS.c.expires_at <= now,
+                )
+            )
+            rows = [
+                {
+                    "showtime_id": hold.showtime_id,
+                    "seat_id": seat_id,
+                    "hold_id": hold.id,
+                    "openid": hold.openid,
+                    **sold,
+                }
+                for seat_id in hold.seat_ids
+            ]
+            session.execute(insert(_SEATS).values(rows))  # all the seats, or none
+    except IntegrityError:
+        return False
+    return True
+
+
+def on_order_closed(session: Session, order: Order, now: datetime) -> None:
+    """An order closed unpaid: its hold ends and the seats are free at once."""
+    hold = _hold_of(session, order)
+    end_hold(session, hold=hold, status=HoldStatus.released, now=now)
