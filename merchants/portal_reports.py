@@ -14,10 +14,11 @@ from fastapi.responses import Response
 
 from merchants.auth import now_of
 from merchants.portal_web import SHANGHAI
+from tianfu.csvcells import text_cell
+
+__all__ = ["BOM", "beijing_time", "csv_response", "day_of", "text_cell", "today", "yesterday"]
 
 BOM = "\ufeff"
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def today(request: Request) -> date:
@@ -40,11 +41,6 @@ def yesterday(request: Request) -> date:
 
 def beijing_time(moment: datetime | None) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def text_cell(value: str) -> str:
-    """Text a person typed (a store's name), made inert for spreadsheets."""
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
 def csv_response(text: str, filename: str) -> Response:

@@ -38,6 +38,7 @@ from payments.models import (
 )
 from payments.reconcile_rules import Books, Finding, OurPayment, OurRefund, match
 from payments.settlement import beijing_day_bounds, yuan
+from tianfu.csvcells import text_cell
 from tianfu.db import upsert_insert
 from tianfu.errors import TianfuError
 
@@ -378,7 +379,7 @@ def items_csv(session: Session, bill_date: date) -> str:
                 _yuan_or_blank(item.our_amount_fen),
                 _yuan_or_blank(item.channel_amount_fen),
                 item.resolution,
-                item.detail,
+                text_cell(item.detail),
                 _iso(item.created_at),
                 _iso(item.resolved_at),
             ]

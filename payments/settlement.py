@@ -26,6 +26,7 @@ from merchants.models import Merchant
 from payments.flows import family_of
 from payments.models import MerchantSettlement, Order, PaymentAttempt, Refund, RefundStatus
 from payments.service import LATE_PAYMENT_REFUNDER
+from tianfu.csvcells import text_cell
 from tianfu.db import upsert_insert
 
 BEIJING = timezone(timedelta(hours=8))  # no DST since 1991: a fixed offset is exact
@@ -181,7 +182,7 @@ def settlements_csv(session: Session, *, day: date, merchant_id: int | None = No
             [
                 row.day.isoformat(),
                 row.merchant_id,
-                name,
+                text_cell(name),
                 row.orders,
                 *(
                     yuan(fen)

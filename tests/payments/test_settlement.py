@@ -263,3 +263,13 @@ def test_the_settlement_csv_lists_yuan_per_merchant(db_session: Session) -> None
     ]
     only = settlements_csv(session, day=DAY, merchant_id=other.merchant_id).splitlines()
     assert only == [lines[0], lines[2]]
+
+
+def test_a_merchant_name_that_looks_like_a_formula_stays_text(db_session: Session) -> None:
+    session = db_session
+    name = "=1+2 火锅"
+    shop = make_store(session, merchant=make_merchant(session, name=name))
+    _sale(session, shop, total_fen=1000, paid_at=_at(DAY, "10:00"))
+    settle_day(session, day=DAY, fee_bp=FEES, now=NOW)
+    [_header, row] = settlements_csv(session, day=DAY).splitlines()
+    assert row.split(",")[2] == "'=1+2 火锅"
