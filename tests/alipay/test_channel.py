@@ -43,6 +43,7 @@ from tests.alipay.channel_support import (
 )
 from tests.lbs.sim_helpers import serving
 from tests.tenpay.client_support import NotifyCapture
+from tests.tenpay.sim_support import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +350,7 @@ def test_payment_notify_parses_into_the_queried_status(
 ) -> None:
     out_trade_no = paid_trade(channel, sim, notify_url, 8888)
     [payment] = _payment_captures(capture)
+    wait_until(lambda: any(d.answered_ok for d in sim.state.deliveries), what="the answer")
     [delivery] = [d for d in sim.state.deliveries if d.answered_ok]
     assert payment.account == APP_ID
     assert payment.event_id == delivery.fields["notify_id"]
@@ -413,6 +415,10 @@ def test_a_badly_signed_notify_is_refused_and_its_redelivery_accepted(
     assert refused.refusal is not None
     assert "does not verify" in refused.refusal
     assert isinstance(accepted.notice, PaymentNotice)
+    # Our receiver answers before the simulator records the answer: wait for the record.
+    wait_until(
+        lambda: any(d.answered_ok for d in sim.state.deliveries), what="the answered redelivery"
+    )
     answers = [d.answer for d in sim.state.deliveries]
     assert answers[0] == "fail"
     assert answers[-1] == "success"
