@@ -9,7 +9,7 @@ everyone else (a duplicate notify, a late query, a second worker) finds nothing 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -41,6 +41,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from payments.states import S
 from tianfu.db import upsert_insert
 from tianfu.errors import TianfuError
 
@@ -102,34 +103,34 @@ def new_order_no(now: datetime) -> str:
 # -- moves ------------------------------------------------------------------------------------
 
 
-def _move_order(session: Session, order_id: int, target: OrderStatus, **values: Any) -> bool:
-    allowed = states.sources(states.ORDER_MOVES, target)
+def _move(
+    session: Session,
+    table: Table,
+    moves: Mapping[S, frozenset[S]],
+    row_id: int,
+    target: S,
+    **values: Any,
+) -> bool:
+    """The one way a status changes: a conditional UPDATE from the states `moves` allows."""
+    allowed = [state.value for state in states.sources(moves, target)]
     result = session.execute(
-        update(_ORDERS)
-        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_([s.value for s in allowed]))
+        update(table)
+        .where(table.c.id == row_id, table.c.status.in_(allowed))
         .values(status=target, updated_at=values.pop("now"), **values)
     )
     return _rowcount(result) == 1
+
+
+def _move_order(session: Session, order_id: int, target: OrderStatus, **values: Any) -> bool:
+    return _move(session, _ORDERS, states.ORDER_MOVES, order_id, target, **values)
 
 
 def _move_attempt(session: Session, attempt_id: int, target: AttemptStatus, **values: Any) -> bool:
-    allowed = states.sources(states.ATTEMPT_MOVES, target)
-    result = session.execute(
-        update(_ATTEMPTS)
-        .where(_ATTEMPTS.c.id == attempt_id, _ATTEMPTS.c.status.in_([s.value for s in allowed]))
-        .values(status=target, updated_at=values.pop("now"), **values)
-    )
-    return _rowcount(result) == 1
+    return _move(session, _ATTEMPTS, states.ATTEMPT_MOVES, attempt_id, target, **values)
 
 
 def _move_refund(session: Session, refund_id: int, target: RefundStatus, **values: Any) -> bool:
-    allowed = states.sources(states.REFUND_MOVES, target)
-    result = session.execute(
-        update(_REFUNDS)
-        .where(_REFUNDS.c.id == refund_id, _REFUNDS.c.status.in_([s.value for s in allowed]))
-        .values(status=target, updated_at=values.pop("now"), **values)
-    )
-    return _rowcount(result) == 1
+    return _move(session, _REFUNDS, states.REFUND_MOVES, refund_id, target, **values)
 
 
 # -- reading ----------------------------------------------------------------------------------
