@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from cinema import booking, catalog, service
 from cinema.models import ShowtimeStatus
-from cinema.schemas import CheckoutCreate, HoldCreate, HoldRead, ShowtimeSeatsRead
+from cinema.schemas import BestSeatsRead, CheckoutCreate, HoldCreate, HoldRead, ShowtimeSeatsRead
+from cinema.seating import MAX_SEATS, best_available
 from coupons.api import ApiUser
 from payments.schemas import OrderRead
 from tianfu.deps import DbSession
@@ -52,6 +54,24 @@ def showtime_seats(
             seat_map, sold=states.sold, held_by=dict(states.held_by), openid=openid
         ),
     )
+
+
+@router.get("/showtimes/{showtime_id}/best", response_model=BestSeatsRead)
+def best_seats(
+    showtime_id: int,
+    openid: ApiUser,
+    request: Request,
+    session: DbSession,
+    count: Annotated[int, Query(ge=1, le=MAX_SEATS)] = 2,
+) -> BestSeatsRead:
+    """`count` adjacent seats to suggest (cinema.seating.best_available) against what others
+    hold now; the user's own held seats count as free, since a new hold replaces them."""
+    details = catalog.showtime_details(session, showtime_id)
+    seat_map = catalog.seat_map_of(session, details.showtime.hall_id, version=details.hall_version)
+    states = service.seat_states(session, showtime_id, _now(request))
+    taken = states.sold | {seat for seat, holder in states.held_by.items() if holder != openid}
+    seats = best_available(seat_map, count=count, taken=taken)
+    return BestSeatsRead(count=count, seats=list(seats or ()))
 
 
 @router.post("/showtimes/{showtime_id}/holds", response_model=HoldRead, status_code=201)

@@ -121,11 +121,12 @@ class ShowtimeDetails:
     film_title: str
     hall_name: str
     hall_version: datetime  # the hall's updated_at: seat_map_of(…, version=)
+    store_id: int  # the cinema's
 
 
 def showtime_details(session: Session, showtime_id: int) -> ShowtimeDetails:
     row = session.execute(
-        select(Showtime, Film.title, Hall.name, Hall.updated_at)
+        select(Showtime, Film.title, Hall.name, Hall.updated_at, Hall.store_id)
         .join(Hall, Hall.id == Showtime.hall_id)
         .join(Film, Film.id == Showtime.film_id)
         .where(Showtime.id == showtime_id)

@@ -23,6 +23,11 @@ class CheckoutCreate(BaseModel):
     points: int = Field(default=0, ge=0, le=10_000_000)
 
 
+class BestSeatsRead(BaseModel):
+    count: int
+    seats: list[str]  # empty: no block of that many adjacent seats is left
+
+
 class HeldSeatRead(BaseModel):
     seat_id: str
     zone: str

@@ -2,7 +2,8 @@
 
 `run_due` does one round: queries attempts that have had no news for a while, closes orders past
 their time (query first, then close at the channel, then here), pushes refunds that are pending
-or in doubt, and delivers the outbox. Every step is safe to run in several workers at once: the
+or in doubt, delivers the outbox, and runs the housekeeping other packages hand in (the
+cinema's expired holds). Every step is safe to run in several workers at once: the
 state moves are conditional, and work that must happen once (a message to the user, a refund
 call) is leased with a conditional UPDATE before it is done.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -43,6 +44,9 @@ _REFUNDS = cast(Table, Refund.__table__)
 
 # Delivers one outbox message; raises to have it retried later.
 OutboxHandler = Callable[[Session, OutboxMessage], None]
+# Tidies up in one transaction at the given time and says how many rows it changed; safe in
+# several workers at once (conditional statements only).
+Housekeeping = Callable[[Session, datetime], int]
 
 
 @dataclass
@@ -51,11 +55,12 @@ class JobReport:
     closed: int = 0
     refunds_pushed: int = 0
     delivered: int = 0
+    housekept: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.queried + self.closed + self.refunds_pushed + self.delivered
+        return self.queried + self.closed + self.refunds_pushed + self.delivered + self.housekept
 
 
 def _lease(session: Session, table: Table, row_id: int, now: datetime) -> bool:
@@ -69,13 +74,31 @@ def _lease(session: Session, table: Table, row_id: int, now: datetime) -> bool:
     return int(result.rowcount) == 1
 
 
-def run_due(payments: Payments, *, handlers: dict[str, OutboxHandler] | None = None) -> JobReport:
+def run_due(
+    payments: Payments,
+    *,
+    handlers: dict[str, OutboxHandler] | None = None,
+    housekeeping: Mapping[str, Housekeeping] | None = None,
+) -> JobReport:
     report = JobReport()
     _query_quiet_attempts(payments, report)
     _close_expired_orders(payments, report)
     _push_refunds(payments, report)
     _deliver_outbox(payments, handlers or {}, report)
+    _housekeep(payments, housekeeping or {}, report)
     return report
+
+
+def _housekeep(
+    payments: Payments, housekeeping: Mapping[str, Housekeeping], report: JobReport
+) -> None:
+    for name, job in housekeeping.items():
+        try:
+            with payments.session_factory.begin() as session:
+                report.housekept += job(session, payments.clock())
+        except Exception as exc:  # one job's failure must not keep the others from running
+            logger.warning("housekeeping %s: %s", name, exc)
+            report.problems.append(f"{name}: {exc}")
 
 
 def _query_quiet_attempts(payments: Payments, report: JobReport) -> None:
@@ -213,10 +236,12 @@ class JobScheduler:
         *,
         interval_s: float,
         handlers: dict[str, OutboxHandler] | None = None,
+        housekeeping: Mapping[str, Housekeeping] | None = None,
     ) -> None:
         self._payments = payments
         self._interval_s = interval_s
         self._handlers = handlers
+        self._housekeeping = housekeeping
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -232,7 +257,9 @@ class JobScheduler:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                report = run_due(self._payments, handlers=self._handlers)
+                report = run_due(
+                    self._payments, handlers=self._handlers, housekeeping=self._housekeeping
+                )
                 if report.total or report.problems:
                     logger.info("payment jobs: %s", report)
             except Exception:  # a bad round must not stop the next one

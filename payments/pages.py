@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,6 +66,17 @@ HEADLINE_ZH = {
 
 router = APIRouter(prefix="/h5", tags=["h5"], include_in_schema=False)
 
+# Orders of a kind whose goods have a page of their own (cinema tickets) are shown there: the
+# cashier returns every payer to /h5/orders/{no}, which sends them on. Kind -> a path with
+# "{order_no}"; filled in by the app factory, like payments' order hooks.
+_ORDER_PAGES: dict[str, str] = {}
+
+
+def register_order_page(kind: str, path: str) -> None:
+    if "{order_no}" not in path or not path.startswith("/"):
+        raise ValueError("an order page is a local path containing {order_no}")
+    _ORDER_PAGES[kind] = path
+
 
 def yuan(fen: int) -> str:
     """Fen as yuan with two decimals, by integer arithmetic: 1230 -> "12.30"."""
@@ -92,7 +103,7 @@ def _store_and_merchant(session: Session, store_id: int) -> tuple[Store, Merchan
     return None if row is None else (row[0], row[1])
 
 
-def _usable_coupons(session: Session, openid: str, merchant_id: int) -> list[dict[str, str]]:
+def usable_coupons(session: Session, openid: str, merchant_id: int) -> list[dict[str, str]]:
     """The user's coupons of this store's merchant that can still be used now. Whether one
     applies to this amount (a threshold, a store list) is the quote's to say."""
     now = utcnow()
@@ -154,7 +165,7 @@ def pay_page(
     if isinstance(found, Response):
         return found
     store, merchant = found
-    coupons = _usable_coupons(session, openid, merchant.id)
+    coupons = usable_coupons(session, openid, merchant.id)
     # `?coupon=` from a link (a coupon page, a message): chosen if it can be used here.
     wanted = normalise_code(coupon) if coupon else ""
     chosen = wanted if any(c["code"] == wanted for c in coupons) else ""
@@ -187,6 +198,9 @@ def order_page(request: Request, session: DbSession, openid: WeChatUser, order_n
         return message_page(
             request, status_code=404, title="订单不存在", message="找不到这笔订单。"
         )
+    own_page = _ORDER_PAGES.get(row[0].kind)
+    if own_page is not None:
+        return RedirectResponse(own_page.format(order_no=order_no), status_code=303)
     order = _order_view(row[0], row[1])
     config = {
         "orderNo": order_no,

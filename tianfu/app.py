@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from cinema import api as cinema_api
+from cinema import booking as cinema_booking
+from cinema import pages as cinema_pages
 from coupons import api as coupons_api
 from coupons import merchant_api as coupons_merchant_api
 from coupons import pages as coupons_pages
@@ -30,7 +32,7 @@ from tianfu import __version__, health
 from tianfu.db import engine_from_settings, make_session_factory
 from tianfu.errors import install_error_handlers
 from tianfu.settings import TianfuSettings, get_settings
-from tianfu.wiring import build_payments, outbox_handlers
+from tianfu.wiring import build_payments, housekeeping_jobs, outbox_handlers
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
             payments,
             interval_s=settings.payments.jobs_interval_s,
             handlers=outbox_handlers(settings, wechat_client),
+            housekeeping=housekeeping_jobs(),
         )
         if payments is not None and settings.payments.run_jobs_in_serve
         else None
@@ -125,6 +128,9 @@ def create_app(settings: TianfuSettings | None = None) -> FastAPI:
     app.include_router(payments_api.notify_router)
     app.include_router(payments_pages.router)
     app.include_router(cinema_api.router)
+    app.include_router(cinema_pages.router)
+    # The cashier returns every payer to /h5/orders/{no}; a ticket order goes on to its tickets.
+    payments_pages.register_order_page(cinema_booking.ORDER_KIND, cinema_pages.TICKET_PAGE)
     install_portal(app)  # /portal pages and /api/v1/portal, behind their own login
     app.mount(
         h5_session.STATIC_URL_PREFIX,

@@ -19,7 +19,7 @@ from payments.jobs import run_due
 from tianfu.cli_support import fail, settings_or_fail
 from tianfu.db import engine_from_settings, make_session_factory
 from tianfu.errors import TianfuError
-from tianfu.wiring import build_payments, outbox_handlers
+from tianfu.wiring import build_payments, housekeeping_jobs, outbox_handlers
 
 jobs_app = typer.Typer(help="Housekeeping jobs (also run inside `tianfu serve`).")
 payments_app = typer.Typer(help="Orders and refunds.")
@@ -39,7 +39,8 @@ def jobs_run(
     once: Annotated[bool, typer.Option(help="One round, then exit (for cron)")] = False,
     interval_s: Annotated[float, typer.Option(min=0.5, help="Seconds between rounds")] = 10.0,
 ) -> None:
-    """Query quiet payments, close unpaid orders past their time, push refunds, send notices.
+    """Query quiet payments, close unpaid orders past their time, push refunds, send notices,
+    tidy expired seat holds.
     Safe to run next to `tianfu serve` and in several copies: each step is claimed in the
     database before it is done."""
     settings = settings_or_fail()
@@ -51,10 +52,10 @@ def jobs_run(
         wechat_client = WeChatClient(settings.wechat, payments.session_factory)
     handlers = outbox_handlers(settings, wechat_client)
     while True:
-        report = run_due(payments, handlers=handlers)
+        report = run_due(payments, handlers=handlers, housekeeping=housekeeping_jobs())
         console.print(
             f"queried {report.queried}, closed {report.closed}, refunds {report.refunds_pushed}, "
-            f"notices {report.delivered}"
+            f"notices {report.delivered}, tidied {report.housekept}"
         )
         for problem in report.problems:
             console.print(f"  [yellow]{problem}[/yellow]")

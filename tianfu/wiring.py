@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cinema.booking import install_payment_hooks
+from cinema.service import expire_holds
 from payments.alipay.client import build_alipay_channels
 from payments.flows import Channels, Payments
-from payments.jobs import OutboxHandler
+from payments.jobs import Housekeeping, OutboxHandler
 from payments.notices import payment_notice_handler
 from tenpay_adapter.client import build_tenpay_channels
 from tianfu.settings import TianfuSettings
@@ -56,3 +57,9 @@ def outbox_handlers(
             warm_up=wechat_client.access_token,
         )
     }
+
+
+def housekeeping_jobs() -> dict[str, Housekeeping]:
+    """Tidying run with the payment jobs: holds past their time are marked expired and their
+    seat rows deleted (they already count as free; this keeps the table small)."""
+    return {"cinema holds": expire_holds}
