@@ -17,7 +17,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from cinema import errors
-from cinema.models import Hall, Hold, Showtime, Ticket, TicketStatus
+from cinema.models import Hall, Hold, Showtime, ShowtimeStatus, Ticket, TicketStatus
 from coupons.qr import qr_svg
 from merchants.opening_hours import SHANGHAI
 
@@ -79,10 +79,10 @@ def tickets_of_order(session: Session, order_id: int) -> list[Ticket]:
 
 def verify_ticket(session: Session, *, code: str, store_id: int, now: datetime, by: str) -> Ticket:
     """Let the holder in at `store_id`'s entrance: once per ticket, only at its own cinema, and
-    not after its showtime has ended. A second scan says when the first one was."""
+    not for a showtime cancelled or over. A second scan says when the first one was."""
     normalised = normalise_ticket_code(code)
     found = session.execute(
-        select(Ticket, Hall.store_id, Showtime.ends_at)
+        select(Ticket, Hall.store_id, Showtime.ends_at, Showtime.status)
         .join(Showtime, Showtime.id == Ticket.showtime_id)
         .join(Hall, Hall.id == Showtime.hall_id)
         .where(Ticket.code == normalised)
@@ -90,11 +90,13 @@ def verify_ticket(session: Session, *, code: str, store_id: int, now: datetime, 
     ).one_or_none()
     if found is None:
         raise errors.TicketNotFoundError("票码不存在，请核对")
-    ticket, ticket_store_id, ends_at = found
+    ticket, ticket_store_id, ends_at, showtime_status = found
     if ticket_store_id != store_id:
         raise errors.TicketNotValidHereError("这不是本影城的票")
     if ticket.status is TicketStatus.used:
         raise _already_used(ticket)
+    if showtime_status is ShowtimeStatus.cancelled:
+        raise errors.TicketNotValidHereError("该场次已取消，请到售票处办理退票")
     if now >= ends_at:
         raise errors.TicketNotValidHereError("该场次已结束，票已失效")
     result = session.execute(

@@ -54,6 +54,7 @@ ACTION_LABELS: dict[str, str] = {
     "offer.rejected": "优惠审核驳回",
     "coupon.redeemed": "核销优惠券",
     "coupon.redemption_undone": "撤销核销",
+    "ticket.admitted": "电影票检票",
 }
 # What the audit page calls the targets' tables; a table not listed shows its own name.
 TARGET_LABELS: dict[str, str] = {
@@ -64,6 +65,7 @@ TARGET_LABELS: dict[str, str] = {
     "merchant_api_keys": "API 密钥",
     "offers": "优惠",
     "claims": "优惠券",
+    "tickets": "电影票",
 }
 _ACTION_RE = re.compile(r"^[a-z_]+(\.[a-z_]+)*$")
 PAGE_SIZE = 50

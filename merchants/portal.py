@@ -38,6 +38,7 @@ from merchants import (
     portal_sales,
     portal_staff,
     portal_stores,
+    portal_tickets,
 )
 from merchants.errors import PortalAccessError
 from merchants.portal_web import handle_portal_access_error
@@ -55,6 +56,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     portal_offers.router,
     portal_bank.router,
     portal_counter.router,
+    portal_tickets.router,  # the counter's film tickets, at a cinema's entrance
     portal_sales.router,
 )
 

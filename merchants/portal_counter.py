@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from cinema.catalog import CINEMA_CATEGORY
 from coupons import claims
 from coupons.codes import format_code, is_valid_code, normalise_code
 from coupons.errors import CouponAlreadyRedeemedError
@@ -35,7 +36,7 @@ from coupons.rules import ApplyContext, evaluate
 from coupons.service import get_offer, terms_of
 from merchants.auth import PortalForm, Principal, Scope, audit, now_of, portal_router
 from merchants.errors import OutOfScopeError
-from merchants.models import Store
+from merchants.models import Category, Store
 from merchants.portal_offer_terms import CLAIM_STATUS_ZH, headline_zh
 from merchants.portal_offers import offer_facts
 from merchants.portal_web import SHANGHAI, message_page, render, see_other
@@ -80,6 +81,12 @@ def _chosen_store(
     if store_id is None:
         raise OutOfScopeError(f"门店{NOT_FOUND_ZH}")
     return stores, scope.get_store(db, store_id)
+
+
+def sells_tickets(db: Session, store: Store) -> bool:
+    """A cinema's counter also checks film tickets at the entrance (merchants.portal_tickets)."""
+    code = db.scalar(select(Category.code).where(Category.id == store.category_id))
+    return code == CINEMA_CATEGORY
 
 
 def _coupon(db: Session, scope: MerchantScope, code: str) -> Claim | None:
@@ -147,6 +154,7 @@ def _counter_page(
         "done": _DONE_ZH.get(request.query_params.get("done", ""), ""),
         # The coupon just redeemed, if it is among this store's redemptions of today.
         "just": next((r for r in redemptions if str(r["claim"].id) == just), None),
+        "tickets": store is not None and sells_tickets(db, store),
     }
     user = _user(request)
     return render(request, "portal/counter.html", context, user=user, status_code=status)

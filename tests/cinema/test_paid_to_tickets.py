@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cinema import booking, errors, service
-from cinema.models import Hold, HoldStatus, SeatHold, SeatHoldStatus, Showtime, TicketStatus
+from cinema.models import (
+    Hold,
+    HoldStatus,
+    SeatHold,
+    SeatHoldStatus,
+    Showtime,
+    ShowtimeStatus,
+    TicketStatus,
+)
 from cinema.tickets import (
     TICKET_ALPHABET,
     format_ticket_code,
@@ -206,6 +214,11 @@ def test_a_ticket_lets_its_holder_in_once(db_session: Session) -> None:
         verify_ticket(
             db_session, code=second.code, store_id=store.id, now=showtime.ends_at, by="staff:1"
         )
+    showtime.status = ShowtimeStatus.cancelled  # called off: the ticket is refunded, not used
+    db_session.flush()
+    with pytest.raises(errors.TicketNotValidHereError, match="已取消"):
+        verify_ticket(db_session, code=second.code, store_id=store.id, now=entrance, by="staff:1")
+    assert tickets_of_order(db_session, order.id)[1].status is TicketStatus.valid
 
 
 def test_money_for_a_kind_of_order_nobody_delivers_is_not_applied(db_session: Session) -> None:

@@ -42,6 +42,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cinema.models import Ticket
+from cinema.tickets import CODE_LENGTH, TICKET_ALPHABET
 from coupons.models import Claim, Offer, OfferStatus
 from merchants import accounts, api_keys
 from merchants.changes import StoreChange
@@ -61,6 +63,7 @@ from merchants.models import (
 )
 from merchants.portal_web import route_table
 from tests.builders import make_merchant, make_store
+from tests.merchants.cinema_support import make_cinema_store, sold_ticket
 from tests.merchants.commerce_support import commerce_scene
 from tests.merchants.conftest import Committed, portal_test_settings
 from tests.merchants.portal_support import (
@@ -253,6 +256,25 @@ def offer_a_paused(session: Session, scene: Scene) -> None:
     offer.status = OfferStatus.paused
 
 
+def matrix_ticket_code(scene: Scene) -> str:
+    """A ticket code the admit form can name before the ticket is sold: store A1's id written
+    in the ticket alphabet, so unique per scene (sold codes are random)."""
+    digits, number = "", scene.store_a1
+    while number:
+        number, digit = divmod(number, len(TICKET_ALPHABET))
+        digits = TICKET_ALPHABET[digit] + digits
+    return digits.rjust(CODE_LENGTH, TICKET_ALPHABET[0])
+
+
+def a1_ticket(session: Session, scene: Scene) -> None:
+    """A1 a cinema, with a ticket sold for a showtime later today, under the form's code."""
+    make_cinema_store(session, scene.store_a1)
+    ticket = session.get(Ticket, sold_ticket(session, scene.store_a1).ticket_id)
+    assert ticket is not None
+    ticket.code = matrix_ticket_code(scene)
+    session.flush()
+
+
 MERCHANT_PEOPLE = (LOGIN, DENIED, OK, OK, OK)  # owners and staff, each of its own merchant
 MERCHANT_PEOPLE_ON_A = (LOGIN, DENIED, OK, OK, HIDDEN)
 
@@ -335,6 +357,10 @@ MATRIX: dict[tuple[str, str], Access] = {
         *MERCHANT_PEOPLE_ON_A, form=lambda s: at_a1(s) | {"code": s.code_a}),
     ("POST", "/portal/counter/redemptions/{claim_id}/undo"): Access(
         *MERCHANT_PEOPLE_ON_A, params=lambda s: {"claim_id": s.redeemed_claim_a}, form=at_a1),
+    ("GET", "/portal/counter/tickets/check"): Access(*MERCHANT_PEOPLE),
+    ("POST", "/portal/counter/tickets/admit"): Access(
+        *MERCHANT_PEOPLE_ON_A, form=lambda s: at_a1(s) | {"code": matrix_ticket_code(s)},
+        setup=a1_ticket),
     # -- sales and settlement; the bank's reconciliation and settlements -----------------------
     ("GET", "/portal/sales"): Access(*MERCHANT_PEOPLE),
     ("GET", "/portal/sales.csv"): Access(*MERCHANT_PEOPLE),
