@@ -26,6 +26,7 @@ from coupons import claims, points
 from coupons.models import Claim, ClaimStatus
 from lbs.coords import gcj02_to_wgs84
 from lbs.h5_session import session_cookie_header
+from lbs.links import NearbyPoint, nearby_url
 from lbs.locations import remember_location
 from lbs.models import LocationSource
 from payments.models import Order, OrderStatus
@@ -202,6 +203,16 @@ def test_without_a_position_the_last_one_sent_is_used_and_without_that_all_cinem
     bad = get_as(live, LOOKER, "/h5/cinema", lat="95", lng="104")
     assert bad.status_code == 200
     assert "位置无效" in bad.text
+
+
+def test_the_nearby_page_of_a_cinema_search_links_to_booking(live: Live) -> None:
+    """A user who sends 电影 gets the nearby page in category cinema: each cinema leads on to
+    its showtimes."""
+    link = nearby_url(live.settings, NearbyPoint(CINEMA_LAT, CINEMA_LNG, "cinema"))
+    page = httpx.get(link.replace(live.settings.public_base_url, live.base))
+    assert page.status_code == 200
+    assert CINEMA_NAME in page.text
+    assert f'href="/h5/cinema/{live.world.store_id}" data-testid="book-seats"' in page.text
 
 
 def test_the_cinema_page_lists_films_with_bookable_and_closed_showtimes(live: Live) -> None:

@@ -76,6 +76,11 @@
       phone.href = "tel:" + store.phone;
       actions.appendChild(phone);
     }
+    if (store.category.code === "cinema") {  // as nearby.html: seats are booked on its page
+      var book = element("a", "link", "选座购票");
+      book.href = "/h5/cinema/" + encodeURIComponent(store.id);
+      actions.appendChild(book);
+    }
     var nav = element("button", "link nav", "导航");
     nav.type = "button";
     nav.hidden = !canNavigate(item);
