@@ -9,7 +9,8 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from merchants.models import PortalAccount, PortalSession
@@ -21,6 +22,9 @@ MAX_TOKEN_CHARS = 128
 # measured from up to this long before the last request, so a session can end this much early,
 # never late.
 TOUCH_EVERY = timedelta(seconds=60)
+# Ended sessions stay this long after their lifetime (who was logged in from where, when an
+# incident is looked into), then housekeeping deletes them.
+ENDED_SESSIONS_KEPT = timedelta(days=30)
 
 
 def session_id_of(token: str) -> str:
@@ -101,3 +105,13 @@ def revoke_account_sessions(
         statement = statement.where(PortalSession.id != keep_session_id)
     result = session.execute(statement.values(revoked=True))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def prune_sessions(session: Session, now: datetime) -> int:
+    """Delete sessions whose lifetime ended more than ENDED_SESSIONS_KEPT ago (a revoked or idle
+    one is kept as long as its lifetime lasts, like any other)."""
+    result = session.execute(
+        delete(PortalSession).where(PortalSession.expires_at < now - ENDED_SESSIONS_KEPT)
+    )
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -97,6 +97,9 @@ class Order(TimestampMixin, Base):
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_merchant_id_created_at", "merchant_id", "created_at"),
         Index("ix_orders_openid_created_at", "openid", "created_at"),
+        # A day's sales: settlement over every merchant, the portal over one merchant's.
+        Index("ix_orders_paid_at", "paid_at"),
+        Index("ix_orders_merchant_id_paid_at", "merchant_id", "paid_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -140,6 +143,7 @@ class PaymentAttempt(TimestampMixin, Base):
         UniqueConstraint("order_id", "seq"),
         CheckConstraint("amount_fen >= 1", name="amount_positive"),
         Index("ix_payment_attempts_status_updated_at", "status", "updated_at"),
+        Index("ix_payment_attempts_paid_at", "paid_at"),  # a day's payments, for reconciliation
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -178,6 +182,7 @@ class Refund(TimestampMixin, Base):
         UniqueConstraint("attempt_id", "seq"),
         CheckConstraint("amount_fen >= 1", name="amount_positive"),
         Index("ix_refunds_status_next_try_at", "status", "next_try_at"),
+        Index("ix_refunds_succeeded_at", "succeeded_at"),  # a day's refunds: recon, settlement
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

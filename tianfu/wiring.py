@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cinema.booking import install_payment_hooks
 from cinema.service import expire_holds
+from merchants.sessions import prune_sessions
 from payments.alipay.client import build_alipay_channels
 from payments.flows import Channels, Payments
 from payments.jobs import Housekeeping, OutboxHandler
@@ -61,5 +62,6 @@ def outbox_handlers(
 
 def housekeeping_jobs() -> dict[str, Housekeeping]:
     """Tidying run with the payment jobs: holds past their time are marked expired and their
-    seat rows deleted (they already count as free; this keeps the table small)."""
-    return {"cinema holds": expire_holds}
+    seat rows deleted (they already count as free; this keeps the table small), and portal
+    sessions long over are deleted."""
+    return {"cinema holds": expire_holds, "portal sessions": prune_sessions}

@@ -14,6 +14,7 @@ from merchants.models import PortalSession
 from tests.merchants.portal_support import make_admin, make_owner
 from tianfu.orm import utcnow
 from tianfu.settings import ConfigurationError, load_settings
+from tianfu.wiring import housekeeping_jobs
 
 IDLE = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)
@@ -111,6 +112,26 @@ def test_revoking_an_accounts_sessions_can_keep_the_current_one(db_session: Sess
     assert ended == 1
     assert sessions.resolve_session(db_session, token=keep, now=now, idle_timeout=IDLE)
     assert sessions.resolve_session(db_session, token=gone, now=now, idle_timeout=IDLE) is None
+
+
+def test_housekeeping_deletes_sessions_a_month_past_their_lifetime(db_session: Session) -> None:
+    owner = make_owner(db_session)
+    start = utcnow() - LIFETIME - sessions.ENDED_SESSIONS_KEPT - timedelta(hours=1)
+    _old, old = sessions.open_session(db_session, account_id=owner.id, now=start, lifetime=LIFETIME)
+    recent_start = start + timedelta(hours=2)  # ended, but within the month kept
+    _r, recent = sessions.open_session(
+        db_session, account_id=owner.id, now=recent_start, lifetime=LIFETIME
+    )
+    live_token, live = sessions.open_session(
+        db_session, account_id=owner.id, now=utcnow(), lifetime=LIFETIME
+    )
+    prune = housekeeping_jobs()["portal sessions"]
+    assert prune(db_session, utcnow()) == 1
+    left = set(db_session.scalars(select(PortalSession.id)))
+    assert old.id not in left
+    assert {recent.id, live.id} <= left
+    assert sessions.resolve_session(db_session, token=live_token, now=utcnow(), idle_timeout=IDLE)
+    assert prune(db_session, utcnow()) == 0
 
 
 def test_the_timeouts_and_lockout_come_from_tianfu_portal_variables(
