@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ def import_hall(
     text: str,
     zones: Mapping[str, str] | None = None,
 ) -> Hall:
-    """A hall of a cinema from the text layout (cinema.layout); the layout is stored as JSON."""
+    """A hall of a cinema from a layout in the text or the JSON form (cinema.layout); it is
+    stored in the JSON form."""
     category = session.scalar(
         select(Category.code)
         .join(Store, Store.category_id == Category.id)
@@ -41,7 +43,7 @@ def import_hall(
     if category != CINEMA_CATEGORY:
         raise errors.InvalidLayoutError(f"门店 {store_id} 不是电影院")
     try:
-        seat_map = parse_text_layout(text, zones=zones)
+        seat_map = parse_layout(text, zones=zones)
     except SeatMapError as exc:
         raise errors.InvalidLayoutError(f"座位图有误：{exc}") from exc
     hall = Hall(
@@ -53,6 +55,20 @@ def import_hall(
     session.add(hall)
     session.flush()
     return hall
+
+
+def parse_layout(text: str, *, zones: Mapping[str, str] | None = None) -> SeatMap:
+    """The text form, or the JSON form when the text is a JSON object (`zones` is for the text
+    form: the JSON form names each seat's zone itself)."""
+    if not text.lstrip().startswith("{"):
+        return parse_text_layout(text, zones=zones)
+    if zones:
+        raise SeatMapError("zones apply to the text layout; the JSON layout names its own")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SeatMapError(f"not valid JSON: {exc}") from None
+    return parse_json_layout(data)
 
 
 def add_film(

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cinema.cli import cinema_app
 from lbs.cli import wechat_app
 from merchants.cli import admin_app
 from tianfu import __version__, migrate
@@ -39,6 +40,7 @@ app.add_typer(wechat_app, name="wechat", help="Act as WeChat: push messages to T
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(payments_app, name="payments")
 app.add_typer(admin_app, name="admin", help="Partner portal accounts (bank admins).")
+app.add_typer(cinema_app, name="cinema", help="Cinemas: halls, films and showtimes.")
 app.command("reconcile")(reconcile_command)
 app.command("settle")(settle_command)
 
