@@ -89,10 +89,15 @@ def world(
         ids = (store.id, showtime.id, closing.id, small.id, big.id, foreign.id)
         days = [beijing_day(s.starts_at).isoformat() for s in (showtime, closing)]
     codes = {}
-    for key, offer_id in (("small", ids[3]), ("big", ids[4]), ("foreign", ids[5])):
+    for key, openid, offer_id in (
+        ("small", PAYER, ids[3]),
+        ("big", PAYER, ids[4]),
+        ("foreign", PAYER, ids[5]),
+        ("looker", LOOKER, ids[3]),
+    ):
         with session_scope(factory) as session:
             codes[key] = claims.claim(
-                session, offer_id=offer_id, openid=PAYER, client_request_id=key, now=now
+                session, offer_id=offer_id, openid=openid, client_request_id=key, now=now
             ).code
     with session_scope(factory) as session:
         points.earn(session, openid=PAYER, points=POINTS_GIVEN, source_key="gift:1", now=now)
@@ -288,6 +293,24 @@ def test_checkout_offers_the_best_coupon_first_and_explains_the_rest(live: Live)
     gone = get_as(live, PAYER, f"/h5/cinema/holds/{hold_id}")
     assert gone.status_code == 410
     assert "锁座已失效" in gone.text
+
+
+def test_a_hold_already_ordered_shows_the_orders_sums_and_pays_it_again(live: Live) -> None:
+    hold_id = hold_as(live, LOOKER, "B3", "B4")
+    try:
+        choosing = get_as(live, LOOKER, f"/h5/cinema/holds/{hold_id}")
+        assert choosing.text.count('type="radio" name="coupon"') == 2  # none, or the 立减5元
+        made = api_as(live, LOOKER, "POST", f"/api/v1/holds/{hold_id}/checkout", points=0)
+        assert made.status_code == 201, made.text
+        page = get_as(live, LOOKER, f"/h5/cinema/holds/{hold_id}")
+        assert page.status_code == 200
+        assert "继续支付" in page.text
+        assert "订单已生成" in page.text
+        assert '<span data-testid="payable">118.00</span>' in page.text  # B is zone G, 59.00
+        assert f'"orderNo": "{made.json()["order_no"]}"' in page.text
+        assert 'type="radio" name="coupon"' not in page.text  # the order's choices stand
+    finally:
+        release(live, LOOKER, hold_id)
 
 
 def test_expired_holds_are_tidied_by_the_jobs_housekeeping(live: Live) -> None:
