@@ -28,7 +28,13 @@ from lbs.keywords import Intent, TextIntent, interpret_text
 from lbs.links import NearbyPoint, nearby_url
 from lbs.locations import LocationUpdate, fresh_location
 from lbs.models import InboundPush, LocationSource, ReplyDelivery
-from lbs.nearby import StoreCards, category_ids_for, find_neighbours, store_details
+from lbs.nearby import (
+    OpenVerdicts,
+    StoreCards,
+    category_ids_for,
+    find_neighbours,
+    store_details,
+)
 from lbs.offers import OfferLookup
 from lbs.push_log import (
     SUCCESS,
@@ -109,6 +115,10 @@ class PushHandler:
     send_customer_message: Callable[[str, Reply], None] | None = None
     clock: Callable[[], datetime] = utcnow
     _last_prune: float = field(default=0.0, init=False)
+    _open_verdicts: OpenVerdicts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._open_verdicts = OpenVerdicts(self.store_index)
 
     def handle(self, message: IncomingMessage, handoff: Handoff | None = None) -> str:
         """The plaintext reply XML, or "success"; safe to call for a retry of a known push.
@@ -320,7 +330,7 @@ class PushHandler:
         best_offers = self.offers(session, store_ids=ids, openid=openid, now=now)
         # The headline: an open store with an offer, else any offer, else an open store, else
         # the nearest. Details only for the stores the reply names; the rest are counted.
-        open_ids = self.store_index.open_at((i for i, _ in neighbours), now)
+        open_ids = self._open_verdicts.open_ids(ids, now)
         with_offer = next(
             (n for n in neighbours if n[0] in best_offers and n[0] in open_ids),
             next(
@@ -339,6 +349,7 @@ class PushHandler:
             now=now,
             best_offers=best_offers,
             cards=self.store_cards,
+            prefetch=ids,
         )
         if not details:  # removed between the index and the database: the next poll catches up
             return Reply(text=self._nothing_nearby(session, lat, lng, category, what))

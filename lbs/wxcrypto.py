@@ -122,10 +122,20 @@ def _unpad(buffer: bytes) -> bytes:
     return buffer[:-pad]
 
 
+# The prefix from random bytes in one call, not 16 secrets.choice calls (a tenth of the cost):
+# the 248 byte values below 4 x 62 map evenly onto the 62 symbols, the other 8 are dropped, so
+# every symbol stays equally likely.
+_PREFIX_TABLE = bytes(ord(_PREFIX_ALPHABET[n % len(_PREFIX_ALPHABET)]) for n in range(256))
+_PREFIX_REJECTED = bytes(range(4 * len(_PREFIX_ALPHABET), 256))
+
+
 def _random_prefix() -> bytes:
-    return "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(RANDOM_PREFIX_BYTES)).encode(
-        "ascii"
-    )
+    prefix = b""
+    while len(prefix) < RANDOM_PREFIX_BYTES:
+        prefix += secrets.token_bytes(RANDOM_PREFIX_BYTES).translate(
+            _PREFIX_TABLE, _PREFIX_REJECTED
+        )
+    return prefix[:RANDOM_PREFIX_BYTES]
 
 
 class WXBizMsgCrypt:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import struct
 import urllib.parse
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,11 +16,14 @@ from hypothesis import strategies as st
 
 from lbs.config import decode_encoding_aes_key
 from lbs.wxcrypto import (
+    _PREFIX_ALPHABET,
     PAD_BLOCK_BYTES,
+    RANDOM_PREFIX_BYTES,
     Decrypted,
     WeChatDecryptError,
     WeChatSignatureError,
     WXBizMsgCrypt,
+    _random_prefix,
     jssdk_signature,
     msg_signature,
     plain_signature,
@@ -498,3 +502,12 @@ def test_any_change_of_appid_is_refused(text: str) -> None:
     encrypt = _crypt_here(appid="wx2c2769f8efd9abc3").encrypt(text)
     with pytest.raises(WeChatDecryptError):
         _crypt_here().decrypt(encrypt)
+
+
+def test_random_prefixes_are_16_letters_or_digits_drawn_evenly() -> None:
+    prefixes = [_random_prefix() for _ in range(4000)]
+    assert all(len(prefix) == RANDOM_PREFIX_BYTES for prefix in prefixes)
+    counts = Counter(b"".join(prefixes).decode("ascii"))
+    assert set(counts) == set(_PREFIX_ALPHABET)
+    # 64,000 draws over 62 symbols: about 1,032 each; a skewed mapping would be far off.
+    assert all(800 < count < 1300 for count in counts.values())
