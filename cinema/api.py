@@ -78,7 +78,7 @@ def best_seats(
 def hold_seats(
     showtime_id: int, body: HoldCreate, openid: ApiUser, request: Request, session: DbSession
 ) -> HoldRead:
-    hold = service.hold_seats(
+    hold = booking.hold_seats(
         session,
         showtime_id=showtime_id,
         openid=openid,
@@ -93,7 +93,7 @@ def hold_seats(
 @router.delete("/holds/{hold_id}", response_model=HoldRead)
 def release_hold(hold_id: int, openid: ApiUser, request: Request, session: DbSession) -> HoldRead:
     return HoldRead.of(
-        service.release_hold(session, hold_id=hold_id, openid=openid, now=_now(request))
+        booking.release_hold(session, hold_id=hold_id, openid=openid, now=_now(request))
     )
 
 

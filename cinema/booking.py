@@ -13,6 +13,7 @@ the order ends refunded, its coupon and points given back when the refund succee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -21,7 +22,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cinema import errors
+from cinema import errors, service
 from cinema.models import Film, Hall, Hold, HoldStatus, SeatHold, SeatHoldStatus, Showtime
 from cinema.service import end_hold
 from cinema.tickets import issue_tickets
@@ -90,6 +91,43 @@ def checkout_hold(
         hold.order_no = order.order_no
         session.flush()
     return order
+
+
+def hold_seats(
+    session: Session,
+    *,
+    showtime_id: int,
+    openid: str,
+    seat_ids: Sequence[str],
+    now: datetime,
+    ttl_s: int,
+) -> Hold:
+    """cinema.service.hold_seats, and the order of the hold it replaces closed if nobody tried
+    to pay it yet: its coupon and points are then free for the new choice at once."""
+    payments.lock_for_write(session)  # SQLite: the write lock before the first read
+    replaced = session.scalar(
+        select(Hold.order_no).where(
+            Hold.showtime_id == showtime_id,
+            Hold.openid == openid,
+            Hold.status == HoldStatus.held,
+            Hold.order_no.is_not(None),
+        )
+    )
+    hold = service.hold_seats(
+        session, showtime_id=showtime_id, openid=openid, seat_ids=seat_ids, now=now, ttl_s=ttl_s
+    )
+    if replaced is not None:
+        payments.close_untried(session, order_no=replaced, now=now)
+    return hold
+
+
+def release_hold(session: Session, *, hold_id: int, openid: str, now: datetime) -> Hold:
+    """The user gives the seats back (重新选座): the hold ends, and its order too if nobody tried
+    to pay it; one that was tried closes through the jobs, at the channel first."""
+    hold = service.release_hold(session, hold_id=hold_id, openid=openid, now=now)
+    if hold.order_no is not None:
+        payments.close_untried(session, order_no=hold.order_no, now=now)
+    return service.get_hold(session, hold_id)
 
 
 def _hold_of(session: Session, order: Order) -> Hold:

@@ -412,7 +412,16 @@ def coupon_choices(
     why it does not apply), and the code of the one that takes off most ("" if none does)."""
     choices = []
     best, best_fen = "", 0
-    for coupon in usable_coupons(session, openid, merchant_id):
+    coupons = usable_coupons(session, openid, merchant_id)
+    # A coupon an unpaid order counts on stays with it until that order is paid or closed.
+    pinned = payments.live_orders_of_coupons(session, [coupon["code"] for coupon in coupons])
+    for coupon in coupons:
+        elsewhere = pinned.get(coupon["code"])
+        if elsewhere is not None:
+            minutes = max(1, -(-remaining_s(elsewhere.expires_at, now) // 60))
+            why_not = f"正在另一笔待支付订单中使用，约 {minutes} 分钟后释放"
+            choices.append(coupon | {"discount_fen": 0, "why_not": why_not})
+            continue
         request = payments.OrderRequest(
             openid=openid,
             store_id=store_id,

@@ -630,6 +630,35 @@ def close_order(session: Session, *, order: Order, now: datetime) -> bool:
     return True
 
 
+def close_untried(session: Session, *, order_no: str, now: datetime) -> bool:
+    """Close an order nobody has tried to pay yet (created, no attempt at all): no channel has a
+    trade for it, so no money can come for it, and its coupon and points are free at once. An
+    order with any attempt waits for the jobs, which close it at the channel first."""
+    order = lock_order(session, order_no)
+    if order.status is not OrderStatus.created:
+        return False
+    tried = session.scalar(
+        select(func.count()).select_from(PaymentAttempt).where(PaymentAttempt.order_id == order.id)
+    )
+    if tried:
+        return False
+    return close_order(session, order=order, now=now)
+
+
+def live_orders_of_coupons(session: Session, codes: list[str]) -> dict[str, Order]:
+    """The unpaid orders (created or paying) that count on these coupons, by coupon code: each
+    coupon backs at most one (uq_orders_live_coupon)."""
+    if not codes:
+        return {}
+    orders = session.scalars(
+        select(Order).where(
+            Order.coupon_code.in_([normalise_code(code) for code in codes]),
+            Order.status.in_([OrderStatus.created, OrderStatus.paying]),
+        )
+    )
+    return {str(order.coupon_code): order for order in orders}
+
+
 # -- refunds ----------------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ class World:
     small_code: str  # PAYER's 立减5元 of the cinema's merchant
     big_code: str  # PAYER's 立减20元: the best one
     foreign_code: str  # PAYER's coupon of a hotpot restaurant: not offered here
+    looker_code: str  # LOOKER's 立减5元
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,7 @@ def world(
         url, store_id=ids[0], showtime_id=ids[1], sold_out_showtime_id=ids[2],
         showtime_day=days[0], sold_out_day=days[1],
         small_code=codes["small"], big_code=codes["big"], foreign_code=codes["foreign"],
+        looker_code=codes["looker"],
     )  # fmt: skip
 
 
@@ -148,9 +150,9 @@ def get_as(live: Live, openid: str, path: str, **params: Any) -> httpx.Response:
     )
 
 
-def api_as(live: Live, openid: str, method: str, path: str, **body: Any) -> httpx.Response:
+def api_as(live: Live, openid: str, verb: str, path: str, **body: Any) -> httpx.Response:
     return httpx.request(
-        method,
+        verb,
         f"{live.base}{path}",
         json=body or None,
         headers={"Cookie": cookie(live.settings, openid)},
@@ -311,6 +313,29 @@ def test_a_hold_already_ordered_shows_the_orders_sums_and_pays_it_again(live: Li
         assert 'type="radio" name="coupon"' not in page.text  # the order's choices stand
     finally:
         release(live, LOOKER, hold_id)
+
+
+def test_a_coupon_of_an_order_gone_to_the_cashier_is_shown_as_busy_on_a_new_hold(
+    live: Live,
+) -> None:
+    code = live.world.looker_code
+    first = hold_as(live, LOOKER, "B5", "B6")
+    made = api_as(
+        live, LOOKER, "POST", f"/api/v1/holds/{first}/checkout", coupon_code=code, points=0
+    )
+    assert made.status_code == 201, made.text
+    order_no = made.json()["order_no"]
+    paying = api_as(live, LOOKER, "POST", f"/api/v1/orders/{order_no}/pay", method="jsapi")
+    assert paying.status_code == 200, paying.text
+    release(live, LOOKER, first)  # 重新选座, after the cashier opened
+    second = hold_as(live, LOOKER, "B5", "B6")
+    try:
+        page = get_as(live, LOOKER, f"/h5/cinema/holds/{second}")
+        assert re.search(rf'value="{code}"[^>]*disabled', page.text), page.text
+        assert "正在另一笔待支付订单中使用，约 15 分钟后释放" in page.text
+        assert f'value="{code}" checked' not in page.text  # not chosen as "the best"
+    finally:
+        release(live, LOOKER, second)
 
 
 def test_expired_holds_are_tidied_by_the_jobs_housekeeping(live: Live) -> None:
