@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,19 @@ async def _handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _handle_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The database could not do it now: SQLite's write lock held past the busy timeout, a
+    # PostgreSQL deadlock or a lost connection. The request's transaction is rolled back, so
+    # nothing was written and a retry is safe. Handled here rather than as a 500, which
+    # Starlette re-raises to the server after answering: the connection would then be dropped.
+    logger.warning("database unavailable: %s", exc)
+    return JSONResponse(
+        error_body("database_unavailable", "系统繁忙，请稍后重试"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log, never to the client.
     logger.exception("unhandled error", exc_info=exc)
@@ -79,4 +93,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TianfuError, _handle_tianfu_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(OperationalError, _handle_database_unavailable)
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from tests.http import asgi_client
 from tianfu import migrate
@@ -37,6 +38,11 @@ async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     @app.get("/boom")
     def boom() -> None:
         raise RuntimeError("secret internals: password=hunter2")
+
+    @app.get("/locked")
+    def locked() -> None:
+        # What SQLAlchemy raises when SQLite's write lock outlasts the busy timeout.
+        raise OperationalError("UPDATE orders SET …", {}, Exception("database is locked"))
 
     @app.get("/conflict")
     def conflict() -> None:
@@ -98,6 +104,14 @@ async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/no/such/page")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+async def test_a_busy_database_is_a_503_to_retry_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.get("/locked")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {"error": "database_unavailable", "detail": "系统繁忙，请稍后重试"}
+    assert "UPDATE" not in response.text
 
 
 async def test_unexpected_errors_hide_their_internals(client: httpx.AsyncClient) -> None:
