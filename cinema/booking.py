@@ -104,21 +104,19 @@ def hold_seats(
 ) -> Hold:
     """cinema.service.hold_seats, and the order of the hold it replaces closed if nobody tried
     to pay it yet: its coupon and points are then free for the new choice at once."""
-    payments.lock_for_write(session)  # SQLite: the write lock before the first read
-    replaced = session.scalar(
-        select(Hold.order_no).where(
-            Hold.showtime_id == showtime_id,
-            Hold.openid == openid,
-            Hold.status == HoldStatus.held,
-            Hold.order_no.is_not(None),
-        )
+    return service.hold_seats(
+        session,
+        showtime_id=showtime_id,
+        openid=openid,
+        seat_ids=seat_ids,
+        now=now,
+        ttl_s=ttl_s,
+        on_replaced_order=_close_if_untried,
     )
-    hold = service.hold_seats(
-        session, showtime_id=showtime_id, openid=openid, seat_ids=seat_ids, now=now, ttl_s=ttl_s
-    )
-    if replaced is not None:
-        payments.close_untried(session, order_no=replaced, now=now)
-    return hold
+
+
+def _close_if_untried(session: Session, order_no: str, now: datetime) -> None:
+    payments.close_untried(session, order_no=order_no, now=now)
 
 
 def release_hold(session: Session, *, hold_id: int, openid: str, now: datetime) -> Hold:

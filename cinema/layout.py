@@ -125,6 +125,8 @@ class SeatMap:
     _segments: dict[str, tuple[Seat, ...]] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    _partners: dict[str, Seat] = field(init=False, repr=False, compare=False, hash=False)
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         _check_rows(self.rows)
@@ -136,6 +138,13 @@ class SeatMap:
                 segments.update((seat.id, run) for seat in run)
         object.__setattr__(self, "_by_id", by_id)
         object.__setattr__(self, "_segments", segments)
+        partners: dict[str, Seat] = {}
+        for row in self.rows:
+            for left, right in zip(row.cells, row.cells[1:], strict=False):
+                if left is not None and right is not None and left.kind is SeatKind.couple_left:
+                    partners[left.id], partners[right.id] = right, left
+        object.__setattr__(self, "_partners", partners)
+        object.__setattr__(self, "_positions", {seat_id: n for n, seat_id in enumerate(by_id)})
 
     @property
     def seats(self) -> Mapping[str, Seat]:
@@ -169,13 +178,13 @@ class SeatMap:
 
     def partner(self, seat_id: str) -> Seat | None:
         """The other half of a couple seat; None for any other seat."""
-        seat = self._by_id[seat_id]
-        step = {SeatKind.couple_left: 1, SeatKind.couple_right: -1}.get(seat.kind)
-        if step is None:
-            return None
-        other = self.neighbour(seat_id, step)
-        assert isinstance(other, Seat)  # validated: couple halves are adjacent
-        return other
+        if seat_id not in self._by_id:
+            raise KeyError(seat_id)
+        return self._partners.get(seat_id)
+
+    def position(self, seat_id: str) -> int:
+        """The seat's place in the hall's order (front row first, left to right)."""
+        return self._positions[seat_id]
 
 
 def _runs(row: Row) -> tuple[tuple[Seat, ...], ...]:

@@ -110,8 +110,9 @@ def check_selection(
 def _unavailable(seat_map: SeatMap, taken: Iterable[str]) -> frozenset[str]:
     """Taken seat ids that exist, with the other half of each taken couple seat."""
     ids: set[str] = set()
+    seats = seat_map.seats
     for seat_id in taken:
-        if seat_id in seat_map.seats:  # ids of seats this hall does not have are ignored
+        if seat_id in seats:  # ids of seats this hall does not have are ignored
             partner = seat_map.partner(seat_id)
             ids.update([seat_id] if partner is None else [seat_id, partner.id])
     return frozenset(ids)
@@ -135,9 +136,12 @@ def _order_problems(chosen: Collection[str], max_seats: int) -> list[Problem]:
 def _seat_problems(
     seat_map: SeatMap, chosen: Collection[str], unavailable: frozenset[str]
 ) -> list[Problem]:
-    order = {seat_id: position for position, seat_id in enumerate(seat_map.seats)}
+    seats = seat_map.seats
     # Unknown ids first, in the order given; then the hall's order.
-    distinct = sorted(dict.fromkeys(chosen), key=lambda seat_id: order.get(seat_id, -1))
+    distinct = sorted(
+        dict.fromkeys(chosen),
+        key=lambda seat_id: seat_map.position(seat_id) if seat_id in seats else -1,
+    )
     problems: list[Problem] = []
     for seat_id in distinct:
         if seat_id not in seat_map.seats:

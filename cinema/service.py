@@ -22,7 +22,7 @@ left (a row expiring between two transactions' clocks) is retried once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -91,8 +91,11 @@ def hold_seats(
     seat_ids: Sequence[str],
     now: datetime,
     ttl_s: int = DEFAULT_HOLD_TTL_S,
+    on_replaced_order: Callable[[Session, str, datetime], object] | None = None,
 ) -> Hold:
-    """Hold these seats for ``ttl_s`` seconds, all of them or none (see the module docstring)."""
+    """Hold these seats for ``ttl_s`` seconds, all of them or none (see the module docstring).
+    ``on_replaced_order`` is called with the order number of a hold this one replaces, if that
+    hold had an order (cinema.booking closes it when nobody tried to pay it)."""
     if isinstance(seat_ids, str):
         raise TypeError("seat_ids is a sequence of seat ids, not one string")
     if ttl_s < 1:
@@ -124,7 +127,10 @@ def hold_seats(
         )
         try:
             with session.begin_nested():
-                _write(session, hold, mine, now)
+                replaced_orders = _write(session, hold, mine, now)
+            if on_replaced_order is not None:
+                for order_no in replaced_orders:
+                    on_replaced_order(session, order_no, now)
             return hold
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) != _DEADLOCK:
@@ -191,7 +197,8 @@ def _priced(showtime: Showtime, seat_map: SeatMap, seat_ids: Sequence[str]) -> l
     return seats
 
 
-def _write(session: Session, hold: Hold, mine: Mapping[str, int], now: datetime) -> None:
+def _write(session: Session, hold: Hold, mine: Mapping[str, int], now: datetime) -> list[str]:
+    """Steps 1-5 of the module docstring; the order numbers of the holds replaced."""
     chosen = hold.seat_ids
     session.execute(
         delete(_SEATS).where(
@@ -201,7 +208,8 @@ def _write(session: Session, hold: Hold, mine: Mapping[str, int], now: datetime)
             _SEATS.c.expires_at <= now,
         )
     )
-    previous = _end_live_holds(session, hold.showtime_id, hold.openid, now)
+    ended = _end_live_holds(session, hold.showtime_id, hold.openid, now)
+    previous = [hold_id for hold_id, _ in ended]
     session.add(hold)
     session.flush()
     again = [seat_id for seat_id in chosen if mine.get(seat_id) in previous]
@@ -211,6 +219,7 @@ def _write(session: Session, hold: Hold, mine: Mapping[str, int], now: datetime)
         session.execute(insert(_SEATS).values([_seat_row(hold, seat_id) for seat_id in new]))
     if previous:
         _move_own_rows(session, previous, hold, again)
+    return [order_no for _, order_no in ended if order_no is not None]
 
 
 def _seat_row(hold: Hold, seat_id: str) -> dict[str, Any]:
@@ -224,8 +233,11 @@ def _seat_row(hold: Hold, seat_id: str) -> dict[str, Any]:
     }
 
 
-def _end_live_holds(session: Session, showtime_id: int, openid: str, now: datetime) -> list[int]:
-    """The user's holds still marked held on this showtime, now released (or expired)."""
+def _end_live_holds(
+    session: Session, showtime_id: int, openid: str, now: datetime
+) -> list[tuple[int, str | None]]:
+    """The user's holds still marked held on this showtime, now released (or expired): their
+    ids and order numbers."""
     result = session.execute(
         update(_HOLDS)
         .where(
@@ -240,9 +252,9 @@ def _end_live_holds(session: Session, showtime_id: int, openid: str, now: dateti
             ),
             updated_at=now,
         )
-        .returning(_HOLDS.c.id)
+        .returning(_HOLDS.c.id, _HOLDS.c.order_no)
     )
-    return list(result.scalars())
+    return [(hold_id, order_no) for hold_id, order_no in result]
 
 
 def _move_own_rows(session: Session, previous: list[int], hold: Hold, again: list[str]) -> None:
@@ -264,8 +276,11 @@ def _move_own_rows(session: Session, previous: list[int], hold: Hold, again: lis
 
 
 def _in_hall_order(seat_map: SeatMap, seat_ids: Iterable[str]) -> list[str]:
-    order = {seat_id: n for n, seat_id in enumerate(seat_map.seats)}
-    return sorted(set(seat_ids), key=lambda seat_id: order.get(seat_id, len(order)))
+    seats = seat_map.seats
+    return sorted(
+        set(seat_ids),
+        key=lambda seat_id: seat_map.position(seat_id) if seat_id in seats else len(seats),
+    )
 
 
 # -- ending holds -----------------------------------------------------------------------------
