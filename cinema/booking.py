@@ -14,6 +14,7 @@ the order ends refunded, its coupon and points given back when the refund succee
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -23,18 +24,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cinema import errors, service
-from cinema.models import Film, Hall, Hold, HoldStatus, SeatHold, SeatHoldStatus, Showtime
+from cinema.models import (
+    Film,
+    Hall,
+    Hold,
+    HoldStatus,
+    SeatHold,
+    SeatHoldStatus,
+    Showtime,
+    ShowtimeStatus,
+)
 from cinema.service import end_hold
 from cinema.tickets import issue_tickets
 from payments import service as payments
 from payments.config import PaymentSettings
-from payments.models import Order
+from payments.models import Order, OrderStatus, Refund
 
 ORDER_KIND = "cinema"
 # Not payments' LATE_PAYMENT_REFUNDER: that one is for money reaching an order already closed,
 # which has nothing left to give back. This order was paid (its coupon used, its points moved),
 # so its refund runs the ordinary way and gives them back when it succeeds.
 SEATS_GONE_REFUNDER = "system:cinema-seats-gone"
+SHOWTIME_CANCELLED_REFUNDER = "system:cinema-showtime-cancelled"
 _SEATS = cast(Table, SeatHold.__table__)
 _HOLDS = cast(Table, Hold.__table__)
 
@@ -145,6 +156,11 @@ def on_order_paid(session: Session, order: Order, now: datetime) -> None:
     hold = _hold_of(session, order)
     if hold.status is HoldStatus.converted:
         return
+    showtime_status = session.scalar(select(Showtime.status).where(Showtime.id == hold.showtime_id))
+    if showtime_status is ShowtimeStatus.cancelled:  # paid after the showtime was called off
+        end_hold(session, hold=hold, status=HoldStatus.released, now=now)
+        _refund_cancelled(session, order, now)
+        return
     if _sell(session, hold, order.id, now):
         session.execute(
             update(_HOLDS)
@@ -216,3 +232,77 @@ def on_order_closed(session: Session, order: Order, now: datetime) -> None:
     """An order closed unpaid: its hold ends and the seats are free at once."""
     hold = _hold_of(session, order)
     end_hold(session, hold=hold, status=HoldStatus.released, now=now)
+
+
+# -- calling a showtime off -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    holds_released: int
+    refunds_requested: int
+    refunded_fen: int
+
+
+def cancel_showtime(session: Session, *, showtime_id: int, now: datetime) -> Cancellation:
+    """Call a showtime off: no more holds or sales, live holds end (their untried orders close),
+    and every paid order is refunded in full of what is left of it, its coupon and points given
+    back when the refund succeeds. The jobs push the refunds to the channel. Running it again
+    changes nothing (the refunds are keyed by order); a payment that arrives afterwards for a
+    hold of this showtime is refunded too (`on_order_paid`)."""
+    payments.lock_for_write(session)
+    found = session.execute(
+        update(Showtime)
+        .where(Showtime.id == showtime_id)
+        .values(status=ShowtimeStatus.cancelled)
+        .returning(Showtime.id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise errors.ShowtimeNotFoundError(f"场次 {showtime_id} 不存在")
+    released = 0
+    live = session.scalars(
+        select(Hold).where(Hold.showtime_id == showtime_id, Hold.status == HoldStatus.held)
+    ).all()
+    for hold in live:
+        if end_hold(session, hold=hold, status=HoldStatus.released, now=now):
+            released += 1
+            if hold.order_no is not None:
+                payments.close_untried(session, order_no=hold.order_no, now=now)
+    sold = session.scalars(
+        select(Order)
+        .join(Hold, Hold.order_no == Order.order_no)
+        .where(
+            Hold.showtime_id == showtime_id,
+            Hold.status == HoldStatus.converted,
+            Order.status.in_([OrderStatus.paid, OrderStatus.partially_refunded]),
+        )
+        .order_by(Order.id)
+        .execution_options(populate_existing=True)  # refunds reserved since it was loaded
+    ).all()
+    refunds = refunded = 0
+    for order in sold:
+        amount = _refund_cancelled(session, order, now)
+        refunds += amount > 0
+        refunded += amount
+    return Cancellation(released, refunds, refunded)
+
+
+def _refund_cancelled(session: Session, order: Order, now: datetime) -> int:
+    """Refund what is left of a paid order of a cancelled showtime; the fen asked for now."""
+    key = f"showtime-cancelled:{order.order_no}"
+    already = session.scalar(
+        select(Refund.id).where(Refund.order_id == order.id, Refund.idempotency_key == key)
+    )
+    left = order.payable_fen - order.refund_reserved_fen
+    if already is not None or left < 1:
+        return 0
+    payments.request_refund(
+        session,
+        order_no=order.order_no,
+        amount_fen=left,
+        idempotency_key=key,
+        reason="场次取消，款项自动退回",
+        requested_by=SHOWTIME_CANCELLED_REFUNDER,
+        now=now,
+    )
+    return left

@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cinema import catalog, listings
+from cinema import booking, catalog, listings
 from cinema.layout import SeatKind, SeatMap
 from cinema.models import Hall
 from merchants.opening_hours import SHANGHAI
@@ -208,3 +208,23 @@ def show(
                 "yes" if showing.on_sale else "no",
             )
     console.print(showings)
+
+
+@cinema_app.command("cancel")
+def cancel(
+    showtime_id: Annotated[int, typer.Argument(help="The showtime to call off")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do it without asking")] = False,
+) -> None:
+    """Call a showtime off: sales stop, holds end, every paid order is refunded in full (the
+    jobs push the refunds to the channel: `tianfu jobs run`)."""
+    if not yes:
+        typer.confirm(f"Cancel showtime {showtime_id} and refund every ticket?", abort=True)
+    with _session() as session:
+        booking.install_payment_hooks()
+        done = booking.cancel_showtime(session, showtime_id=showtime_id, now=utcnow())
+    console.print(
+        f"showtime {showtime_id} cancelled: {done.holds_released} hold(s) released, "
+        f"{done.refunds_requested} refund(s) requested "
+        f"({done.refunded_fen // 100}.{done.refunded_fen % 100:02d} yuan)",
+        markup=False,
+    )

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cinema import catalog, listings, service
-from cinema.booking import SEATS_GONE_REFUNDER
+from cinema.booking import SEATS_GONE_REFUNDER, SHOWTIME_CANCELLED_REFUNDER
 from cinema.errors import ShowtimeNotFoundError
 from cinema.models import Hold, HoldStatus, ShowtimeStatus, TicketStatus
 from cinema.seat_view import STATE_ZH, ZONE_COLOURS, seat_map_view, zone_zh
@@ -198,6 +198,10 @@ def cinemas_page(
 
 def _order_state(order: Order, refunded_by: set[str]) -> tuple[str, str]:
     """(state, headline) of a ticket order for its page: what the user needs to know."""
+    if SHOWTIME_CANCELLED_REFUNDER in refunded_by:
+        if order.status is OrderStatus.refunded:
+            return "cancelled", "场次已取消，款项已原路退回"
+        return "cancelled", "场次已取消，款项正在退回"
     if SEATS_GONE_REFUNDER in refunded_by:  # paid too late for seats taken meanwhile
         if order.status is OrderStatus.refunded:
             return "seats_gone", "座位已被他人购买，款项已原路退回"

@@ -96,6 +96,15 @@ def test_an_operator_sets_up_a_hall_a_film_and_a_showtime(
     assert "19:30" in shown.stdout
     assert "34" in shown.stdout  # every seat left
 
+    showtime_id = scheduled.stdout.split()[1].rstrip(":")
+    called_off = tianfu(url, tmp_path, "cancel", showtime_id, "--yes")
+    assert called_off.returncode == 0, called_off.stderr
+    assert "cancelled: 0 hold(s) released, 0 refund(s) requested (0.00 yuan)" in called_off.stdout
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(Showtime.status)).scalar_one() == "cancelled"
+    engine.dispose()
+
 
 def test_the_json_layout_imports_the_same_hall(
     cinema_db: tuple[str, int, int], tmp_path: Path
