@@ -269,7 +269,8 @@ def seed_demo_command(
     engine.dispose()
     console.print(
         f"demo data: {report.stores_created} stores and {report.merchants_created} merchants "
-        f"created, {report.stores_total} demo stores in all ({time.perf_counter() - started:.1f} s)"
+        f"created, {report.offers_created} offers, {report.stores_total} demo stores in all "
+        f"({time.perf_counter() - started:.1f} s)"
     )
 
 
@@ -291,6 +292,7 @@ def nearby(
     from pydantic import ValidationError
     from rich.table import Table
 
+    from coupons.lookup import best_offers
     from lbs.nearby import find_nearby
     from lbs.schemas import NearbyQuery
     from merchants.store_index import LiveStoreIndex
@@ -310,15 +312,18 @@ def nearby(
     live_index.build()
     try:
         with factory() as session:
-            stores = find_nearby(session, live_index, query)
+            stores = find_nearby(session, live_index, query, offers=best_offers)
     except TianfuError as exc:
         fail(exc.message)
     finally:
         engine.dispose()
     table = Table(title=f"{len(stores)} stores within {query.radius_m} m of ({lat}, {lng}) {coord}")
-    for column in ("距离", "名称", "分类", "地址", "营业"):
+    for column in ("距离", "名称", "分类", "地址", "营业", "优惠"):
         table.add_column(column)
     for store in stores:
         state = "营业中" if store.open_now else "休息中"
-        table.add_row(store.distance_text, store.name, store.category.name, store.address, state)
+        offer = store.best_offer.title if store.best_offer else ""
+        table.add_row(
+            store.distance_text, store.name, store.category.name, store.address, state, offer
+        )
     Console().print(table)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coupons.models import Offer
 from merchants.models import Category, Merchant, MerchantStatus, Store, StoreStatus
 from merchants.opening_hours import WEEKDAYS, OpeningHours
 from tianfu.seed import (
@@ -81,8 +82,12 @@ def test_seeding_writes_plausible_stores(db_session: Session) -> None:
     demo_merchants = db_session.scalar(
         select(func.count()).where(Merchant.external_ref.like("demo-m-%"))
     )
+    offers = db_session.scalar(select(func.count()).select_from(Offer))
     assert report == SeedReport(
-        merchants_created=demo_merchants or 0, stores_created=300, stores_total=300
+        merchants_created=demo_merchants or 0,
+        stores_created=300,
+        stores_total=300,
+        offers_created=offers or 0,
     )
     stored = _stored(db_session)
     assert len(stored) == 300

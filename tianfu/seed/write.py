@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from cinema.seed import seed_cinemas
+from coupons.seed import seed_offers
 from merchants.changes import record_bulk_change
 from merchants.models import Category, Merchant, Store
 from tianfu.geo import STORAGE_SRID
@@ -39,6 +40,7 @@ class SeedReport:
     merchants_created: int
     stores_created: int
     stores_total: int  # demo stores present after the run
+    offers_created: int = 0
 
 
 _MERCHANTS = cast(sa.Table, Merchant.__table__)
@@ -182,4 +184,7 @@ def seed_demo(
         # One "everything changed" entry, not one per store: running workers rebuild their index.
         record_bulk_change(session)
     seed_cinemas(session, seed=seed)  # halls and a week of showtimes for a few of the cinemas
-    return SeedReport(merchants_created, stores_created, len(existing) + stores_created)
+    offers_created = seed_offers(session, seed=seed)
+    return SeedReport(
+        merchants_created, stores_created, len(existing) + stores_created, offers_created
+    )
