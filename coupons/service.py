@@ -136,6 +136,36 @@ _ACTIVE_OFFERS_OF_STORES = (
 )
 
 
+_ACTIVE_OFFERS_OF_MERCHANTS = (
+    select(Offer)
+    .where(
+        Offer.merchant_id.in_(bindparam("merchant_ids", expanding=True)),
+        Offer.status == OfferStatus.active,
+        or_(Offer.valid_until.is_(None), Offer.valid_until > bindparam("now", type_=UTCDateTime())),
+        Offer.claimed_count < Offer.total_stock,
+        Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
+    )
+    .options(selectinload(Offer.scope))
+    .order_by(Offer.id)
+)
+
+
+def active_offers_of_merchants(
+    session: Session, merchant_ids: Collection[int], now: datetime
+) -> dict[int, list[OfferTerms]]:
+    """Each merchant's claimable offers (as active_offers_for_stores judges them, store scopes
+    included): two queries for any number of merchants."""
+    result: dict[int, list[OfferTerms]] = {merchant_id: [] for merchant_id in merchant_ids}
+    if not result:
+        return result
+    offers = session.scalars(
+        _ACTIVE_OFFERS_OF_MERCHANTS, {"merchant_ids": list(result), "now": now}
+    ).all()
+    for offer in offers:
+        result[offer.merchant_id].append(terms_of(offer))
+    return result
+
+
 def merchants_with_active_offers(session: Session) -> frozenset[int]:
     """The merchants that have at least one active offer (a small set, read in one query)."""
     return frozenset(

@@ -76,3 +76,43 @@ def test_catalog_asks_only_about_stores_whose_merchant_has_offers(db_session: Se
         assert statements == []  # within the time to live: no query at all
     finally:
         event.remove(connection, "before_cursor_execute", count)
+
+
+def test_a_chains_offers_are_read_once_for_all_its_stores_with_their_scopes(
+    db_session: Session,
+) -> None:
+    from typing import Any
+
+    from sqlalchemy import event
+
+    chain = make_merchant(db_session, name="蜀味连锁")
+    first = make_store(db_session, merchant=chain, name="蜀味连锁(一店)")
+    second = make_store(db_session, merchant=chain, name="蜀味连锁(二店)")
+    make_offer(db_session, merchant=chain, title_zh="立减5元", amount_off_fen=500)
+    make_offer(
+        db_session, merchant=chain, title_zh="一店专享立减20元", amount_off_fen=2000,
+        store_ids=[first.id],
+    )  # fmt: skip
+    merchants = {first.id: chain.id, second.id: chain.id}
+    now = datetime.now(UTC)
+    catalog = OfferCatalog(ttl_s=2.0, clock=FakeClock(), merchant_of=merchants.get)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    connection = db_session.connection()
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        at_first = catalog(db_session, store_ids=[first.id], openid=None, now=now)
+        assert statements  # read once: the merchants, then the chain's offers and scopes
+        statements.clear()
+        at_second = catalog(db_session, store_ids=[second.id], openid=None, now=now)
+        assert statements == []  # another store of the same chain: nothing read again
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert at_first[first.id].title == "一店专享立减20元"
+    assert at_second[second.id].title == "立减5元"  # the scoped offer is not the second store's
+    for store in (first, second):
+        fresh = best_offers(db_session, store_ids=[store.id], openid=None, now=now)
+        assert catalog(db_session, store_ids=[store.id], openid=None, now=now) == fresh
