@@ -127,15 +127,18 @@ def hold_seats(
 
 
 def _close_if_untried(session: Session, order_no: str, now: datetime) -> None:
-    payments.close_untried(session, order_no=order_no, now=now)
+    """The order of a hold given up: closed now if nobody tried to pay it, else ended now so
+    that the jobs close it (at the channel first) within a round, freeing its coupon."""
+    if not payments.close_untried(session, order_no=order_no, now=now):
+        payments.expire_now(session, order_no=order_no, now=now)
 
 
 def release_hold(session: Session, *, hold_id: int, openid: str, now: datetime) -> Hold:
-    """The user gives the seats back (重新选座): the hold ends, and its order too if nobody tried
-    to pay it; one that was tried closes through the jobs, at the channel first."""
+    """The user gives the seats back (重新选座): the hold ends, and its order with it (at once
+    if nobody tried to pay it, else by the jobs' next round, at the channel first)."""
     hold = service.release_hold(session, hold_id=hold_id, openid=openid, now=now)
     if hold.order_no is not None:
-        payments.close_untried(session, order_no=hold.order_no, now=now)
+        _close_if_untried(session, hold.order_no, now)
     return service.get_hold(session, hold_id)
 
 
@@ -267,7 +270,7 @@ def cancel_showtime(session: Session, *, showtime_id: int, now: datetime) -> Can
         if end_hold(session, hold=hold, status=HoldStatus.released, now=now):
             released += 1
             if hold.order_no is not None:
-                payments.close_untried(session, order_no=hold.order_no, now=now)
+                _close_if_untried(session, hold.order_no, now)
     sold = session.scalars(
         select(Order)
         .join(Hold, Hold.order_no == Order.order_no)

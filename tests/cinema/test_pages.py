@@ -332,7 +332,7 @@ def test_a_coupon_of_an_order_gone_to_the_cashier_is_shown_as_busy_on_a_new_hold
     try:
         page = get_as(live, LOOKER, f"/h5/cinema/holds/{second}")
         assert re.search(rf'value="{code}"[^>]*disabled', page.text), page.text
-        assert "正在另一笔待支付订单中使用，约 15 分钟后释放" in page.text
+        assert "正在另一笔待支付订单中使用，约 1 分钟后释放" in page.text
         assert f'value="{code}" checked' not in page.text  # not chosen as "the best"
     finally:
         release(live, LOOKER, second)

@@ -1,6 +1,7 @@
 """What becomes of a hold's order when the user chooses again (重新选座, or new seats on the same
 showtime): an order nobody tried to pay closes at once, giving its coupon and points back; one
-that went to the cashier stays until the jobs close it at the channel, and its coupon with it."""
+that went to the cashier ends at once and keeps its coupon until the jobs close it at the
+channel (their next round)."""
 
 from __future__ import annotations
 
@@ -94,9 +95,12 @@ def test_an_order_that_went_to_the_cashier_keeps_its_coupon_until_it_closes(
         db_session, order=payments.lock_order(db_session, order.order_no), channel="tenpay_v3",
         account="1900000001", method="jsapi", now=NOW + timedelta(seconds=5),
     )  # fmt: skip
-    booking.release_hold(db_session, hold_id=hold_id, openid=ALICE, now=NOW + timedelta(minutes=1))
-    # Money may still come for it: the seats are free, the order and its coupon are not.
+    released_at = NOW + timedelta(minutes=1)
+    booking.release_hold(db_session, hold_id=hold_id, openid=ALICE, now=released_at)
+    # Money may still come for it: the seats are free, the order and its coupon are not yet.
+    # It ends now, so the jobs' next round closes it at the channel and frees the coupon.
     assert _status(db_session, order) is OrderStatus.paying
+    assert payments.get_order(db_session, order.order_no).expires_at == released_at
     assert not service.seat_states(db_session, showtime.id, NOW + timedelta(minutes=1)).taken
     pinned = payments.live_orders_of_coupons(db_session, [code])
     assert pinned[code].order_no == order.order_no
