@@ -11,7 +11,6 @@ inline scripts and styles carry a nonce made per response.
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,18 +32,24 @@ from cinema.seat_view import STATE_ZH, ZONE_COLOURS, seat_map_view, zone_zh
 from cinema.seating import MAX_SEATS
 from cinema.tickets import format_ticket_code, ticket_qr_svg, tickets_of_order
 from coupons import points
-from coupons.pages import page_headers
+from coupons.pages import render_with_nonce
 from lbs.coords import CoordSystem
 from lbs.h5_session import WeChatUser, message_page, static_url
 from lbs.locations import fresh_location
 from lbs.nearby import find_nearby
 from lbs.schemas import NearbyQuery, NearbyStoreRead
-from merchants.models import Merchant, Store
+from merchants.models import Store
 from merchants.opening_hours import SHANGHAI
 from payments import service as payments
 from payments.config import PaymentSettings
 from payments.models import Order, OrderStatus
-from payments.pages import POLL_EVERY_MS, POLL_GIVE_UP_MS, usable_coupons, yuan
+from payments.pages import (
+    POLL_EVERY_MS,
+    POLL_GIVE_UP_MS,
+    store_and_merchant,
+    usable_coupons,
+    yuan,
+)
 from payments.schemas import FINAL, STATUS_ZH
 from tianfu.deps import DbSession
 from tianfu.errors import TianfuError
@@ -83,10 +88,7 @@ router = APIRouter(prefix=PREFIX, tags=["h5"], include_in_schema=False)
 
 
 def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
-    nonce = secrets.token_urlsafe(16)
-    return templates.TemplateResponse(
-        request, name, context | {"nonce": nonce}, headers=page_headers(nonce)
-    )
+    return render_with_nonce(templates, request, name, context)
 
 
 def _not_found(request: Request, title: str, message: str) -> Response:
@@ -122,31 +124,27 @@ def _position(
     page's own "use my position" button puts it there), else the user's last one sent to the
     Official Account while fresh, else none."""
     settings: TianfuSettings = request.app.state.settings
+    point: dict[str, Any]
     if lat or lng:
-        try:
-            query = NearbyQuery(
-                lat=float(lat),
-                lng=float(lng),
-                coord=CoordSystem(coord or "gcj02"),
-                radius_m=NEARBY_RADIUS_M,
-                limit=CINEMAS_LIMIT,
-                category=catalog.CINEMA_CATEGORY,
-            )
-        except (ValueError, ValidationError):
-            return None, "位置无效，已显示全部影院"
-        return query, "按你的当前位置"
-    last = fresh_location(session, openid, now=now, max_age_s=settings.wechat.location_fresh_s)
-    if last is None:
-        return None, ""
-    query = NearbyQuery(
-        lat=last.lat_gcj02,
-        lng=last.lng_gcj02,
-        coord=CoordSystem.GCJ02,
-        radius_m=NEARBY_RADIUS_M,
-        limit=CINEMAS_LIMIT,
-        category=catalog.CINEMA_CATEGORY,
-    )
-    return query, "按你最近发送的位置"
+        point, where = {"lat": lat, "lng": lng, "coord": coord or "gcj02"}, "按你的当前位置"
+    else:
+        last = fresh_location(session, openid, now=now, max_age_s=settings.wechat.location_fresh_s)
+        if last is None:
+            return None, ""
+        point = {"lat": last.lat_gcj02, "lng": last.lng_gcj02, "coord": CoordSystem.GCJ02}
+        where = "按你最近发送的位置"
+    try:
+        query = NearbyQuery.model_validate(
+            point
+            | {
+                "radius_m": NEARBY_RADIUS_M,
+                "limit": CINEMAS_LIMIT,
+                "category": catalog.CINEMA_CATEGORY,
+            }
+        )
+    except ValidationError:
+        return None, "位置无效，已显示全部影院"
+    return query, where
 
 
 def _cinema_item(
@@ -285,20 +283,11 @@ def ticket_page(
 # -- a cinema's programme ---------------------------------------------------------------------
 
 
-def _cinema(session: Session, store_id: int) -> tuple[Store, Merchant] | None:
-    row = session.execute(
-        select(Store, Merchant)
-        .join(Merchant, Merchant.id == Store.merchant_id)
-        .where(Store.id == store_id)
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
-
-
 @router.get("/{store_id}", response_class=HTMLResponse)
 def cinema_page(
     request: Request, session: DbSession, openid: WeChatUser, store_id: int, day: str = ""
 ) -> Response:
-    found = _cinema(session, store_id)
+    found = store_and_merchant(session, store_id)
     if found is None:
         return _not_found(request, "影院不存在", "该影院不存在。")
     store, _merchant = found
@@ -466,7 +455,7 @@ def checkout_page(
             action=seat_page,
         )
     details = catalog.showtime_details(session, hold.showtime_id)
-    found = _cinema(session, details.store_id)
+    found = store_and_merchant(session, details.store_id)
     assert found is not None  # a hall's store is a foreign key
     store, merchant = found
     settings: TianfuSettings = request.app.state.settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -56,6 +57,25 @@ class HoldRead(BaseModel):
         )
 
 
+def seat_state(
+    seat_id: str,
+    sellable: bool,
+    *,
+    sold: frozenset[str],
+    held_by: Mapping[str, str],
+    openid: str,
+) -> SeatState:
+    """A seat as one user sees it: blocked, sold, free, or held (by them: "mine")."""
+    if not sellable:
+        return "blocked"
+    if seat_id in sold:
+        return "sold"
+    holder = held_by.get(seat_id)
+    if holder is None:
+        return "free"
+    return "mine" if holder == openid else "held"
+
+
 class SeatCell(BaseModel):
     seat_id: str
     number: int
@@ -83,16 +103,6 @@ class ShowtimeSeatsRead(BaseModel):
     def rows_of(
         seat_map: SeatMap, *, sold: frozenset[str], held_by: dict[str, str], openid: str
     ) -> list[SeatRowRead]:
-        def state(seat_id: str, sellable: bool) -> SeatState:
-            if not sellable:
-                return "blocked"
-            if seat_id in sold:
-                return "sold"
-            holder = held_by.get(seat_id)
-            if holder is None:
-                return "free"
-            return "mine" if holder == openid else "held"
-
         return [
             SeatRowRead(
                 label=row.label,
@@ -104,7 +114,9 @@ class ShowtimeSeatsRead(BaseModel):
                         number=seat.number,
                         kind=seat.kind,
                         zone=seat.zone,
-                        state=state(seat.id, seat.sellable),
+                        state=seat_state(
+                            seat.id, seat.sellable, sold=sold, held_by=held_by, openid=openid
+                        ),
                     )
                     for seat in row.cells
                 ],

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cinema.layout import SeatKind, SeatMap
-from cinema.schemas import SeatState
+from cinema.schemas import SeatState, seat_state
 
 CELL = 30  # SVG units per cell, across and down
 SEAT_W, SEAT_H = 24, 22
@@ -124,7 +124,9 @@ def seat_map_view(
                     width=seat_width,
                     kind=seat.kind,
                     zone=seat.zone,
-                    state=_state(seat.id, seat.sellable, sold, held_by, openid),
+                    state=seat_state(
+                        seat.id, seat.sellable, sold=sold, held_by=held_by, openid=openid
+                    ),
                     price_fen=prices_fen.get(seat.zone),
                     partner=partner.id if (partner := seat_map.partner(seat.id)) else None,
                 )
@@ -142,20 +144,3 @@ def seat_map_view(
         rows=rows,
         screen_path=screen,
     )
-
-
-def _state(
-    seat_id: str,
-    sellable: bool,
-    sold: frozenset[str],
-    held_by: Mapping[str, str],
-    openid: str,
-) -> SeatState:
-    if not sellable:
-        return "blocked"
-    if seat_id in sold:
-        return "sold"
-    holder = held_by.get(seat_id)
-    if holder is None:
-        return "free"
-    return "mine" if holder == openid else "held"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -59,12 +59,42 @@ def _choose(
     return briefs
 
 
+class _Remembered:
+    """Lists of offer terms by key (a store or a merchant), each until its expiry."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[float, list[OfferTerms]]] = {}
+
+    def get(
+        self, keys: Iterable[int], moment: float
+    ) -> tuple[dict[int, list[OfferTerms]], list[int]]:
+        """(what is remembered and still fresh, the keys that are not)."""
+        found: dict[int, list[OfferTerms]] = {}
+        missing = []
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] > moment:
+                    found[key] = entry[1]
+                else:
+                    missing.append(key)
+        return found, missing
+
+    def put(self, fetched: Mapping[int, list[OfferTerms]], expires: float) -> None:
+        with self._lock:
+            if len(self._entries) + len(fetched) > _MAX_ENTRIES:
+                self._entries = {}
+            for key, terms in fetched.items():
+                self._entries[key] = (expires, terms)
+
+
 class OfferCatalog:
-    """`best_offers` with each store's claimable offers remembered for `ttl_s` seconds.
+    """`best_offers` with the claimable offers it read remembered for `ttl_s` seconds.
 
     Most stores have no offer at all. Given `merchant_of` (a store's merchant, as this worker's
-    store index knows it), the catalog also remembers which merchants have an active offer and
-    asks the database only about the stores of those merchants.
+    store index knows it), the catalog remembers which merchants have an active offer and each
+    such merchant's offers, and asks the database about nothing else; without it, each store's.
     """
 
     def __init__(
@@ -77,42 +107,27 @@ class OfferCatalog:
         self._ttl_s = ttl_s
         self._clock = clock
         self._merchant_of = merchant_of
-        self._lock = threading.Lock()
-        self._entries: dict[int, tuple[float, list[OfferTerms]]] = {}
-        self._by_merchant: dict[int, tuple[float, list[OfferTerms]]] = {}
+        self._by_store = _Remembered()
+        self._by_merchant = _Remembered()
         self._merchants: tuple[float, frozenset[int]] = (float("-inf"), frozenset())
 
     def __call__(
         self, session: Session, *, store_ids: Sequence[int], openid: str | None, now: datetime
     ) -> Mapping[int, OfferBrief]:
-        return _choose(self._offers(session, store_ids, now), now)
+        if self._merchant_of is not None:
+            offers = self._offers_by_merchant(session, store_ids, now, self._merchant_of)
+        else:
+            offers = self._offers_by_store(session, store_ids, now)
+        return _choose(offers, now)
 
-    def _offers(
+    def _offers_by_store(
         self, session: Session, store_ids: Sequence[int], now: datetime
     ) -> dict[int, list[OfferTerms]]:
-        if self._merchant_of is not None:
-            return self._offers_by_merchant(session, store_ids, now, self._merchant_of)
         moment = self._clock()
-        found: dict[int, list[OfferTerms]] = {}
-        missing = []
-        with self._lock:
-            for store_id in store_ids:
-                entry = self._entries.get(store_id)
-                if entry is not None and entry[0] > moment:
-                    found[store_id] = entry[1]
-                else:
-                    missing.append(store_id)
-        if missing and self._merchant_of is not None:
-            merchants = self._merchants_with_offers(session, moment)
-            missing = [i for i in missing if self._merchant_of(i) in merchants]
+        found, missing = self._by_store.get(store_ids, moment)
         if missing:
             fetched = active_offers_for_stores(session, missing, now)
-            expires = moment + self._ttl_s
-            with self._lock:
-                if len(self._entries) + len(fetched) > _MAX_ENTRIES:
-                    self._entries = {}
-                for store_id, offers in fetched.items():
-                    self._entries[store_id] = (expires, offers)
+            self._by_store.put(fetched, moment + self._ttl_s)
             found.update(fetched)
         return found
 
@@ -133,23 +148,10 @@ class OfferCatalog:
             for store_id in store_ids
             if (merchant := merchant_of(store_id)) is not None and merchant in merchants
         }
-        offers: dict[int, list[OfferTerms]] = {}
-        missing = []
-        with self._lock:
-            for merchant in set(store_merchant.values()):
-                entry = self._by_merchant.get(merchant)
-                if entry is not None and entry[0] > moment:
-                    offers[merchant] = entry[1]
-                else:
-                    missing.append(merchant)
+        offers, missing = self._by_merchant.get(set(store_merchant.values()), moment)
         if missing:
             fetched = active_offers_of_merchants(session, missing, now)
-            expires = moment + self._ttl_s
-            with self._lock:
-                if len(self._by_merchant) + len(fetched) > _MAX_ENTRIES:
-                    self._by_merchant = {}
-                for merchant, terms in fetched.items():
-                    self._by_merchant[merchant] = (expires, terms)
+            self._by_merchant.put(fetched, moment + self._ttl_s)
             offers.update(fetched)
         return {
             store_id: [

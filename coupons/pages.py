@@ -77,11 +77,19 @@ def page_headers(nonce: str) -> dict[str, str]:
     return PAGE_HEADERS | {"Content-Security-Policy": "; ".join(directives)}
 
 
-def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
+def render_with_nonce(
+    environment: Jinja2Templates, request: Request, name: str, context: dict[str, Any]
+) -> Response:
+    """A page of `environment` whose inline scripts and styles carry a nonce made for this
+    response, allowed by its CSP (the H5 pages of coupons, payments and cinema)."""
     nonce = secrets.token_urlsafe(16)
-    return templates.TemplateResponse(
+    return environment.TemplateResponse(
         request, name, context | {"nonce": nonce}, headers=page_headers(nonce)
     )
+
+
+def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
+    return render_with_nonce(templates, request, name, context)
 
 
 def _coupon_item(

@@ -121,16 +121,17 @@ def offer_figures(session: Session, offer_id: int) -> OfferFigures:
 
 # Built once: this runs for nearby answers and WeChat replies, where building it per call costs
 # more than running it.
+# Active, still valid at :now, with stock and budget for one more coupon.
+_CLAIMABLE = (
+    Offer.status == OfferStatus.active,
+    or_(Offer.valid_until.is_(None), Offer.valid_until > bindparam("now", type_=UTCDateTime())),
+    Offer.claimed_count < Offer.total_stock,
+    Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
+)
 _ACTIVE_OFFERS_OF_STORES = (
     select(Store.id, Offer)
     .join(Offer, Offer.merchant_id == Store.merchant_id)
-    .where(
-        Store.id.in_(bindparam("store_ids", expanding=True)),
-        Offer.status == OfferStatus.active,
-        or_(Offer.valid_until.is_(None), Offer.valid_until > bindparam("now", type_=UTCDateTime())),
-        Offer.claimed_count < Offer.total_stock,
-        Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
-    )
+    .where(Store.id.in_(bindparam("store_ids", expanding=True)), *_CLAIMABLE)
     .options(selectinload(Offer.scope))
     .order_by(Store.id, Offer.id)
 )
@@ -138,13 +139,7 @@ _ACTIVE_OFFERS_OF_STORES = (
 
 _ACTIVE_OFFERS_OF_MERCHANTS = (
     select(Offer)
-    .where(
-        Offer.merchant_id.in_(bindparam("merchant_ids", expanding=True)),
-        Offer.status == OfferStatus.active,
-        or_(Offer.valid_until.is_(None), Offer.valid_until > bindparam("now", type_=UTCDateTime())),
-        Offer.claimed_count < Offer.total_stock,
-        Offer.claimed_fen + Offer.max_benefit_fen <= Offer.budget_fen,
-    )
+    .where(Offer.merchant_id.in_(bindparam("merchant_ids", expanding=True)), *_CLAIMABLE)
     .options(selectinload(Offer.scope))
     .order_by(Offer.id)
 )

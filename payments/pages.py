@@ -9,7 +9,6 @@ without touching lbs's environment; inline scripts and styles carry a nonce made
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from coupons import claims, points
 from coupons.api import expiry_zh, shanghai_text, shown_status
 from coupons.codes import format_code, normalise_code
 from coupons.models import ClaimStatus
-from coupons.pages import page_headers
+from coupons.pages import render_with_nonce
 from lbs.h5_session import WeChatUser, message_page, static_url
 from merchants.models import Merchant, MerchantStatus, Store, StoreStatus
 from payments.api import MY_ORDERS_LIMIT
@@ -88,13 +87,11 @@ templates.env.filters["yuan"] = yuan
 
 
 def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
-    nonce = secrets.token_urlsafe(16)
-    return templates.TemplateResponse(
-        request, name, context | {"nonce": nonce}, headers=page_headers(nonce)
-    )
+    return render_with_nonce(templates, request, name, context)
 
 
-def _store_and_merchant(session: Session, store_id: int) -> tuple[Store, Merchant] | None:
+def store_and_merchant(session: Session, store_id: int) -> tuple[Store, Merchant] | None:
+    """A store with its merchant, or None when there is no such store."""
     row = session.execute(
         select(Store, Merchant)
         .join(Merchant, Merchant.id == Store.merchant_id)
@@ -142,7 +139,7 @@ def _payable_store(
     request: Request, session: Session, store_id: int
 ) -> tuple[Store, Merchant] | Response:
     """The store and its merchant, or the page saying why it cannot be paid here."""
-    found = _store_and_merchant(session, store_id)
+    found = store_and_merchant(session, store_id)
     if found is None:
         return message_page(request, status_code=404, title="门店不存在", message="该门店不存在。")
     store, merchant = found

@@ -14,6 +14,7 @@ import secrets
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -108,6 +109,15 @@ def db_session(engine: Engine) -> Iterator[Session]:
 def empty_database_url(backend: str, tmp_path: Path, postgres_databases: PostgresDatabases) -> str:
     """A database of the test's own, not migrated, for tests that commit or run migrations."""
     return new_database_url(backend, tmp_path, postgres_databases)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a module's browser tests (tests/h5_browser.py)."""
+    from tests.h5_browser import launch  # Playwright only where a test asks for a browser
+
+    with launch() as chromium:
+        yield chromium
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,8 +33,8 @@ from payments.models import Order, OrderStatus
 from tests.builders import make_merchant, make_offer, make_store
 from tests.cinema.builders import make_hall, make_showtime
 from tests.conftest import PostgresDatabases, new_database_url
+from tests.h5_browser import Phone, logged_in_phones, no_horizontal_overflow
 from tests.lbs.live_app import base_url_of, loopback_socket, serving_until_ready
-from tests.lbs.test_h5_pages import PHONE, Outside, no_horizontal_overflow
 from tests.payments.test_checkout_pages import checkout_settings
 from tests.tenpay.sim_support import RunningTenpay, make_config, running_tenpay
 from tianfu import migrate
@@ -354,54 +354,13 @@ def test_expired_holds_are_tidied_by_the_jobs_housekeeping(live: Live) -> None:
 # -- in the browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Phone:
-    page: Page
-    outside: Outside
-    console_errors: list[str]
-
-
 @pytest.fixture
 def phone(live: Live, browser: Browser) -> Iterator[Callable[[str], Phone]]:
-    contexts: list[BrowserContext] = []
-
-    def open_as(openid: str) -> Phone:
-        outside = Outside()
-        context = browser.new_context(viewport=PHONE, locale="zh-CN")
-        contexts.append(context)
-        context.route("**/*", outside)
-        name, _, value = cookie(live.settings, openid).partition("=")
-        context.add_cookies([{"name": name, "value": value, "url": live.base}])
-        page = context.new_page()
-        errors: list[str] = []
-
-        def on_console(message: Any) -> None:
-            if message.type == "error" and not message.text.startswith("Failed to load"):
-                errors.append(message.text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-        return Phone(page, outside, errors)
-
-    yield open_as
-    for context in contexts:
-        context.close()
+    """A phone-sized browser logged in as `openid`, as the OAuth callback would leave it."""
+    with logged_in_phones(
+        browser, live.base, lambda openid: cookie(live.settings, openid)
+    ) as opener:
+        yield opener
 
 
 def seat(page: Page, seat_id: str) -> Any:

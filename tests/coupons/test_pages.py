@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from coupons import claims, points
 from coupons.qr import QR_SIZE_PX, qr_svg
@@ -23,8 +23,8 @@ from lbs.h5_session import session_cookie_header
 from tests.builders import make_merchant, make_offer, make_store
 from tests.conftest import PostgresDatabases, new_database_url
 from tests.coupons.test_api import with_coupon_routes
+from tests.h5_browser import PHONE, Outside, no_horizontal_overflow
 from tests.lbs.live_app import base_url_of, loopback_socket, serving_until_ready
-from tests.lbs.test_h5_pages import PHONE, Outside, no_horizontal_overflow
 from tianfu import migrate
 from tianfu.app import create_app
 from tianfu.db import create_db_engine, make_session_factory, session_scope
@@ -103,17 +103,6 @@ def live(town: Town) -> Iterator[Live]:
         app = with_coupon_routes(create_app(settings))
         with serving_until_ready(app, sock) as base:
             yield Live(base, settings, town)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @dataclass

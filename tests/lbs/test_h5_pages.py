@@ -28,10 +28,7 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     Page,
-    Route,
-    ViewportSize,
     expect,
-    sync_playwright,
 )
 from sqlalchemy.orm import Session
 
@@ -46,6 +43,7 @@ from merchants.opening_hours import WEEKDAYS, OpeningHours
 from merchants.service import create_store
 from tests.builders import make_merchant
 from tests.conftest import PostgresDatabases, new_database_url
+from tests.h5_browser import PHONE, Outside, no_horizontal_overflow
 from tests.http import asgi_client
 from tests.lbs.live_app import base_url_of, h5_app, loopback_socket, serving_until_ready
 from tests.lbs.sim_helpers import RunningSimulator, running_simulator
@@ -56,7 +54,6 @@ from tianfu.settings import TianfuSettings, load_settings
 APPID = "wx9a9e5a9e5a9e5a9e"
 APPSECRET = "9a9e5a9e5a9e5a9e9a9e5a9e5a9e5a9e"
 SECRET_KEY = "h5-pages-tests-secret-key-0123456789abcdef"
-PHONE: ViewportSize = {"width": 390, "height": 844}
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI"
@@ -167,36 +164,6 @@ def live(town: Town, sim: RunningSimulator) -> Iterator[Live]:
         app.state.wechat_client.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-class Outside:
-    """Aborts (and records) every request that leaves loopback."""
-
-    def __init__(self) -> None:
-        self.blocked: list[str] = []
-
-    def __call__(self, route: Route) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            self.blocked.append(route.request.url)
-            route.abort()
-
-
 def phone_context(browser: Browser, outside: Outside, **options: Any) -> BrowserContext:
     context = browser.new_context(viewport=PHONE, locale="zh-CN", **options)
     context.route("**/*", outside)
@@ -228,14 +195,6 @@ def distances_m(page: Page) -> list[int]:
     texts = page.locator("#stores .distance").all_inner_texts()
     assert all(text.endswith("米") and not text.endswith("公里") for text in texts), texts
     return [int(text.removesuffix("米")) for text in texts]
-
-
-def no_horizontal_overflow(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-        )
-    )
 
 
 def map_dots(page: Page) -> list[tuple[str, float, float]]:

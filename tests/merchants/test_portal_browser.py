@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import select
 
 from merchants.models import Merchant
 from tests.builders import make_store
+from tests.h5_browser import PHONE, Outside, no_horizontal_overflow
 from tests.lbs.live_app import base_url_of, loopback_socket, serving_until_ready
-from tests.lbs.test_h5_pages import PHONE, Outside, no_horizontal_overflow
 from tests.merchants.conftest import Committed, portal_test_settings
 from tests.merchants.portal_support import PASSWORD, licence, make_admin, unique
 from tianfu.app import create_app
@@ -43,18 +43,6 @@ def live(portal_db_url: str, committed: Committed) -> Iterator[Live]:
         settings = portal_test_settings(portal_db_url, public_base_url=base_url_of(sock))
         with serving_until_ready(create_app(settings), sock) as base:
             yield Live(base, admin.username)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"],
-        )  # fmt: skip
-        yield chromium
-        chromium.close()
 
 
 @dataclass

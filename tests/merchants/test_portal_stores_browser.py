@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
+from tests.h5_browser import PHONE, Outside, no_horizontal_overflow
 from tests.lbs.live_app import base_url_of, loopback_socket, serving_until_ready
-from tests.lbs.test_h5_pages import PHONE, Outside, no_horizontal_overflow
 from tests.merchants.conftest import Committed, portal_test_settings
 from tests.merchants.portal_support import PASSWORD
 from tests.merchants.store_support import Shop, build_shop
@@ -37,17 +37,6 @@ def live(portal_db_url: str, committed: Committed) -> Iterator[Live]:
         settings = portal_test_settings(portal_db_url, public_base_url=base_url_of(sock))
         with serving_until_ready(create_app(settings), sock) as base:
             yield Live(base, shop)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -10,17 +10,14 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
-    BrowserContext,
     Page,
     Request,
     expect,
-    sync_playwright,
 )
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -38,8 +35,8 @@ from payments.models import AttemptStatus, Order, OrderStatus, PaymentAttempt, P
 from tenpay_adapter.config import TenpaySettings
 from tests.builders import make_merchant, make_offer, make_store
 from tests.conftest import PostgresDatabases, new_database_url
+from tests.h5_browser import Phone, logged_in_phones, no_horizontal_overflow
 from tests.lbs.live_app import base_url_of, loopback_socket, serving_until_ready
-from tests.lbs.test_h5_pages import PHONE, Outside, no_horizontal_overflow
 from tests.tenpay.sim_support import (
     APIV3_KEY,
     APPID,
@@ -277,57 +274,13 @@ def test_without_a_payment_account_the_pay_page_says_so(shop: Shop) -> None:
 # -- in the browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Phone:
-    page: Page
-    outside: Outside
-    console_errors: list[str]
-
-
 @pytest.fixture
 def phone(live: Live, browser: Browser) -> Iterator[Callable[[str], Phone]]:
-    """A phone-sized browser logged in as `openid`, as the OAuth callback would leave it; script
-    errors (uncaught, or a CSP refusal on the console) are collected."""
-    contexts: list[BrowserContext] = []
-
-    def open_as(openid: str) -> Phone:
-        outside = Outside()
-        context = browser.new_context(viewport=PHONE, locale="zh-CN")
-        contexts.append(context)
-        context.route("**/*", outside)
-        name, _, value = cookie(live.settings, openid).partition("=")
-        context.add_cookies([{"name": name, "value": value, "url": live.base}])
-        page = context.new_page()
-        errors: list[str] = []
-
-        def on_console(message: Any) -> None:
-            # A CSP refusal or a script error; not the note on an HTTP error answer.
-            if message.type == "error" and not message.text.startswith("Failed to load"):
-                errors.append(message.text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-        return Phone(page, outside, errors)
-
-    yield open_as
-    for context in contexts:
-        context.close()
+    """A phone-sized browser logged in as `openid`, as the OAuth callback would leave it."""
+    with logged_in_phones(
+        browser, live.base, lambda openid: cookie(live.settings, openid)
+    ) as opener:
+        yield opener
 
 
 def latest_order(live: Live, openid: str) -> Order:
