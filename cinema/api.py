@@ -15,7 +15,7 @@ from cinema.schemas import BestSeatsRead, CheckoutCreate, HoldCreate, HoldRead, 
 from cinema.seating import MAX_SEATS, best_available
 from coupons.api import ApiUser
 from payments.schemas import OrderRead
-from tianfu.deps import DbSession
+from tianfu.deps import DbSession, RowId
 from tianfu.orm import utcnow
 from tianfu.settings import TianfuSettings
 
@@ -35,7 +35,7 @@ def _settings(request: Request) -> TianfuSettings:
 
 @router.get("/showtimes/{showtime_id}/seats", response_model=ShowtimeSeatsRead)
 def showtime_seats(
-    showtime_id: int, openid: ApiUser, request: Request, session: DbSession
+    showtime_id: RowId, openid: ApiUser, request: Request, session: DbSession
 ) -> ShowtimeSeatsRead:
     now = _now(request)
     details = catalog.showtime_details(session, showtime_id)
@@ -58,7 +58,7 @@ def showtime_seats(
 
 @router.get("/showtimes/{showtime_id}/best", response_model=BestSeatsRead)
 def best_seats(
-    showtime_id: int,
+    showtime_id: RowId,
     openid: ApiUser,
     request: Request,
     session: DbSession,
@@ -76,7 +76,7 @@ def best_seats(
 
 @router.post("/showtimes/{showtime_id}/holds", response_model=HoldRead, status_code=201)
 def hold_seats(
-    showtime_id: int, body: HoldCreate, openid: ApiUser, request: Request, session: DbSession
+    showtime_id: RowId, body: HoldCreate, openid: ApiUser, request: Request, session: DbSession
 ) -> HoldRead:
     hold = booking.hold_seats(
         session,
@@ -91,7 +91,7 @@ def hold_seats(
 
 
 @router.delete("/holds/{hold_id}", response_model=HoldRead)
-def release_hold(hold_id: int, openid: ApiUser, request: Request, session: DbSession) -> HoldRead:
+def release_hold(hold_id: RowId, openid: ApiUser, request: Request, session: DbSession) -> HoldRead:
     return HoldRead.of(
         booking.release_hold(session, hold_id=hold_id, openid=openid, now=_now(request))
     )
@@ -99,7 +99,7 @@ def release_hold(hold_id: int, openid: ApiUser, request: Request, session: DbSes
 
 @router.post("/holds/{hold_id}/checkout", response_model=OrderRead, status_code=201)
 def checkout(
-    hold_id: int, body: CheckoutCreate, openid: ApiUser, request: Request, session: DbSession
+    hold_id: RowId, body: CheckoutCreate, openid: ApiUser, request: Request, session: DbSession
 ) -> OrderRead:
     order = booking.checkout_hold(
         session,

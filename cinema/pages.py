@@ -51,7 +51,7 @@ from payments.pages import (
     yuan,
 )
 from payments.schemas import FINAL, STATUS_ZH
-from tianfu.deps import DbSession
+from tianfu.deps import DbSession, RowId
 from tianfu.errors import TianfuError
 from tianfu.orm import utcnow
 from tianfu.settings import TianfuSettings
@@ -285,7 +285,7 @@ def ticket_page(
 
 @router.get("/{store_id}", response_class=HTMLResponse)
 def cinema_page(
-    request: Request, session: DbSession, openid: WeChatUser, store_id: int, day: str = ""
+    request: Request, session: DbSession, openid: WeChatUser, store_id: RowId, day: str = ""
 ) -> Response:
     found = store_and_merchant(session, store_id)
     if found is None:
@@ -333,7 +333,7 @@ def remaining_s(expires_at: datetime, now: datetime) -> int:
 
 @router.get("/showtimes/{showtime_id}", response_class=HTMLResponse)
 def seats_page(
-    request: Request, session: DbSession, openid: WeChatUser, showtime_id: int
+    request: Request, session: DbSession, openid: WeChatUser, showtime_id: RowId
 ) -> Response:
     try:
         details = catalog.showtime_details(session, showtime_id)
@@ -435,7 +435,7 @@ def coupon_choices(
 
 @router.get("/holds/{hold_id}", response_class=HTMLResponse)
 def checkout_page(
-    request: Request, session: DbSession, openid: WeChatUser, hold_id: int
+    request: Request, session: DbSession, openid: WeChatUser, hold_id: RowId
 ) -> Response:
     hold = session.scalars(
         select(Hold).where(Hold.id == hold_id, Hold.openid == openid)

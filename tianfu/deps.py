@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from tianfu.settings import TianfuSettings
@@ -26,3 +26,7 @@ def get_app_settings(request: Request) -> TianfuSettings:
 # a client is never told "done" about a write whose commit then fails.
 DbSession = Annotated[Session, Depends(get_db_session, scope="function")]
 AppSettings = Annotated[TianfuSettings, Depends(get_app_settings)]
+
+# A row id in a path: an INTEGER column's range, so a larger number is a clear 422 on both
+# databases (PostgreSQL would refuse it; SQLite would look it up).
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]

@@ -8,7 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,13 @@ async def _handle_database_unavailable(_request: Request, exc: Exception) -> JSO
     )
 
 
+async def _handle_data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot take (an id past its integer range, say): it came from the
+    # request, and nothing was written.
+    logger.info("value refused by the database: %s", exc)
+    return JSONResponse(error_body("invalid_input", "参数超出范围"), status_code=422)
+
+
 async def _handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log, never to the client.
     logger.exception("unhandled error", exc_info=exc)
@@ -93,5 +100,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TianfuError, _handle_tianfu_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(DataError, _handle_data_error)
     app.add_exception_handler(OperationalError, _handle_database_unavailable)
     app.add_exception_handler(Exception, _handle_unexpected)

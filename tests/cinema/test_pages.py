@@ -338,6 +338,25 @@ def test_a_coupon_of_an_order_gone_to_the_cashier_is_shown_as_busy_on_a_new_hold
         release(live, LOOKER, second)
 
 
+def test_ids_past_the_integer_range_are_a_422_and_nothing_else(live: Live) -> None:
+    """PostgreSQL would refuse such an id inside the query and SQLite would look it up; both
+    answer the same clear refusal, never a 500."""
+    huge = 2**31
+    for verb, path in (
+        ("GET", f"/api/v1/showtimes/{huge}/seats"),
+        ("GET", f"/api/v1/showtimes/{huge}/best"),
+        ("POST", f"/api/v1/showtimes/{huge}/holds"),
+        ("DELETE", f"/api/v1/holds/{huge}"),
+        ("POST", f"/api/v1/holds/{huge}/checkout"),
+        ("GET", f"/h5/cinema/{huge}"),
+        ("GET", f"/h5/cinema/showtimes/{huge}"),
+        ("GET", f"/h5/cinema/holds/{huge}"),
+    ):
+        answer = api_as(live, LOOKER, verb, path, seats=["A1"], points=0)
+        assert answer.status_code == 422, (verb, path, answer.text)
+        assert answer.json()["error"] == "invalid_input"
+
+
 def test_expired_holds_are_tidied_by_the_jobs_housekeeping(live: Live) -> None:
     from tianfu.wiring import housekeeping_jobs
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from tests.http import asgi_client
 from tianfu import migrate
@@ -43,6 +43,11 @@ async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     def locked() -> None:
         # What SQLAlchemy raises when SQLite's write lock outlasts the busy timeout.
         raise OperationalError("UPDATE orders SET …", {}, Exception("database is locked"))
+
+    @app.get("/out-of-range")
+    def out_of_range() -> None:
+        # What SQLAlchemy raises when PostgreSQL refuses a value (an id past INTEGER's range).
+        raise DataError("SELECT … WHERE id = %(id)s", {"id": 2**40}, Exception("out of range"))
 
     @app.get("/conflict")
     def conflict() -> None:
@@ -112,6 +117,12 @@ async def test_a_busy_database_is_a_503_to_retry_not_a_500(client: httpx.AsyncCl
     assert response.headers["retry-after"] == "1"
     assert response.json() == {"error": "database_unavailable", "detail": "系统繁忙，请稍后重试"}
     assert "UPDATE" not in response.text
+
+
+async def test_a_value_the_database_refuses_is_a_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/out-of-range")
+    assert response.status_code == 422
+    assert response.json() == {"error": "invalid_input", "detail": "参数超出范围"}
 
 
 async def test_unexpected_errors_hide_their_internals(client: httpx.AsyncClient) -> None:
